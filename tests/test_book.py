@@ -1,0 +1,47 @@
+"""The built HTML book (`make book` runs before the tests in `make test`)."""
+
+import re
+
+import pytest
+
+from conftest import ROOT, chapter_notebooks
+
+HTML = ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="module")
+def chapter_pages():
+    if not (HTML / "index.html").is_file():
+        pytest.fail("no built book in _build/html: run `make book` (make test does)")
+    return {path.stem: (HTML / "notebooks" / f"{path.stem}.html").read_text() for path in chapter_notebooks()}
+
+
+def test_every_chapter_is_rendered_with_math_code_outputs_and_figures(chapter_pages):
+    for name, page in chapter_pages.items():
+        assert 'class="math' in page and "mathjax" in page.lower(), f"{name}: no math"
+        assert 'class="cell_output' in page, f"{name}: no outputs"
+        assert re.search(r'<img[^>]+src="\.\./_images/[^"]+\.png"', page), f"{name}: no figure"
+        assert "highlight-ipython3" in page, f"{name}: no highlighted code"
+
+
+def test_exercises_have_folded_solutions_and_references_render(chapter_pages):
+    for name, page in chapter_pages.items():
+        assert page.count('class="exercise admonition"') >= 4, name
+        assert page.count('class="solution dropdown admonition"') >= 4, name
+        assert 'role="doc-footnote"' in page, f"{name}: the reference list is empty"
+
+
+def test_pages_have_launch_and_download_buttons(chapter_pages):
+    for name, page in chapter_pages.items():
+        assert "colab.research.google.com" in page, f"{name}: no Colab button"
+        assert "mybinder.org" in page, f"{name}: no Binder button"
+        assert f"_sources/notebooks/{name}.ipynb" in page, f"{name}: no download button"
+
+
+def test_chapters_are_numbered_and_front_matter_exists(chapter_pages):
+    for name, page in chapter_pages.items():
+        number = int(name[:2])
+        assert f'<span class="section-number">{number}.1. </span>' in page, f"{name}: not numbered"
+    for page in ("book/intro", "book/how_to_use", "book/notation", "book/references"):
+        assert (HTML / f"{page}.html").is_file(), page
+    assert "Shannon" in (HTML / "book/references.html").read_text()
