@@ -179,14 +179,13 @@ class NGramModel:
         return np.array(tokens[len(prefix):])
 
 
-def ngram_perplexities(train, corpus, orders, alphas) -> dict:
+def ngram_perplexities(train, corpus, vocab_size: int, orders, alphas) -> dict:
     """Validation and training perplexity of add-alpha n-gram models.
 
     ``corpus`` is the full ``(N,)`` sequence whose first ``len(train)`` tokens are
     ``train``; validation targets are the rest. Returns
     ``{(n, alpha): (train_ppl, val_ppl)}`` for every order and alpha.
     """
-    vocab_size = int(corpus.max()) + 1
     results = {}
     for n in orders:
         for alpha in alphas:
@@ -195,3 +194,22 @@ def ngram_perplexities(train, corpus, orders, alphas) -> dict:
             val_ppl = perplexity(model.log_probs(corpus, start=len(train)))
             results[(n, alpha)] = (train_ppl, val_ppl)
     return results
+
+
+def baseline_perplexities(train, corpus, vocab_size: int,
+                          orders=range(1, 8), alphas=(1.0, 0.1, 0.03, 0.01)) -> dict:
+    """Chapter 1's yardstick on the validation text ``corpus[len(train):]``.
+
+    Returns ``{name: perplexity}`` for uniform guessing, the unigram and bigram
+    models (alpha = 1), and the best add-alpha n-gram over ``orders`` x ``alphas``,
+    named like ``"5-gram (alpha=0.03)"``.
+    """
+    val_length = len(corpus) - len(train)
+    baselines = {"uniform": perplexity(torch.full((val_length,), -math.log(vocab_size), dtype=torch.float64))}
+    for name, n in [("unigram", 1), ("bigram", 2)]:
+        model = NGramModel(n, vocab_size, alpha=1.0).fit(train)
+        baselines[name] = perplexity(model.log_probs(corpus, start=len(train)))
+    grid = ngram_perplexities(train, corpus, vocab_size, orders, alphas)
+    best_n, best_alpha = min(grid, key=lambda key: grid[key][1])
+    baselines[f"{best_n}-gram (alpha={best_alpha})"] = grid[(best_n, best_alpha)][1]
+    return baselines

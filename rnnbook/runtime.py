@@ -60,8 +60,24 @@ def use_house_style() -> None:
         pass
 
 
+def use_short_tracebacks() -> None:
+    """Inside IPython, show errors as ``Type: message`` without stack frames.
+
+    The book demonstrates errors on purpose (cells tagged ``raises-exception``); the
+    message is the lesson, and frames would print paths of the machine that ran the
+    notebook. Run ``%xmode Context`` to get full tracebacks back while debugging.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.InteractiveTB.set_mode(mode="Minimal")  # what %xmode does, without its printout
+
+
 def setup_notebook(seed: int = 0, threads: int = 1) -> torch.device:
-    """Prepare a chapter notebook: seeds, thread count, warnings, plot style.
+    """Prepare a chapter notebook: seeds, thread count, warnings, plot style, tracebacks.
 
     One thread is the default because it makes timings and floating-point
     reductions reproducible on a shared 2-core machine; pass ``threads`` to change it.
@@ -76,4 +92,5 @@ def setup_notebook(seed: int = 0, threads: int = 1) -> torch.device:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
     use_house_style()
+    use_short_tracebacks()
     return get_device()

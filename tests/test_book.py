@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from conftest import ROOT, chapter_notebooks
+from conftest import ROOT, toc_files
 
 HTML = ROOT / "_build" / "html"
 
@@ -13,7 +13,8 @@ HTML = ROOT / "_build" / "html"
 def chapter_pages():
     if not (HTML / "index.html").is_file():
         pytest.fail("no built book in _build/html: run `make book` (make test does)")
-    return {path.stem: (HTML / "notebooks" / f"{path.stem}.html").read_text() for path in chapter_notebooks()}
+    chapters = [entry for entry in toc_files() if entry.startswith("notebooks/")]
+    return {entry.split("/")[1]: (HTML / f"{entry}.html").read_text() for entry in chapters}
 
 
 def test_every_chapter_is_rendered_with_math_code_outputs_and_figures(chapter_pages):

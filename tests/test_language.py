@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnbook.language import (NGramModel, Vocab, load_corpus, ngram_perplexities, perplexity,
+from rnnbook.language import (NGramModel, Vocab, baseline_perplexities, load_corpus, ngram_perplexities, perplexity,
                               preprocess, split_corpus)
 
 
@@ -136,7 +136,17 @@ def test_ngram_refuses_bad_input():
 
 def test_ngram_perplexities_covers_the_grid():
     corpus = torch.tensor(np.random.default_rng(0).integers(0, 4, 400))
-    grid = ngram_perplexities(corpus[:300], corpus, orders=[1, 2], alphas=[1.0, 0.1])
+    grid = ngram_perplexities(corpus[:300], corpus, 4, orders=[1, 2], alphas=[1.0, 0.1])
     assert set(grid) == {(1, 1.0), (1, 0.1), (2, 1.0), (2, 0.1)}
     # Random tokens carry no order: every model sits near the uniform perplexity, 4.
     assert all(3.5 < val < 4.5 for _, val in grid.values())
+
+
+def test_baseline_perplexities_names_and_orders_the_yardstick():
+    rng = np.random.default_rng(1)
+    pattern = torch.tensor(rng.integers(0, 6, 50)).repeat(20)  # a text with strong order
+    baselines = baseline_perplexities(pattern[:900], pattern, 6, orders=[1, 2, 3], alphas=[1.0, 0.1])
+    names = list(baselines)
+    assert names[:3] == ["uniform", "unigram", "bigram"] and names[3].endswith("-gram (alpha=0.1)")
+    assert math.isclose(baselines["uniform"], 6.0)
+    assert baselines[names[3]] < baselines["bigram"] < baselines["uniform"]
