@@ -43,6 +43,6 @@ def test_chapters_are_numbered_and_front_matter_exists(chapter_pages):
     for name, page in chapter_pages.items():
         number = int(name[:2])
         assert f'<span class="section-number">{number}.1. </span>' in page, f"{name}: not numbered"
-    for page in ("book/intro", "book/how_to_use", "book/notation", "book/references"):
+    for page in ("book/intro", "book/how_to_use", "book/notation", "book/glossary", "book/references"):
         assert (HTML / f"{page}.html").is_file(), page
     assert "Shannon" in (HTML / "book/references.html").read_text()

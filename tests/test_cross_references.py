@@ -1,0 +1,41 @@
+"""Numbers that one chapter quotes from another must equal what that chapter printed.
+
+A notebook that restates another chapter's result (instead of spending minutes to
+recompute it) holds it in a named constant; nbval keeps the source chapter's printed
+output honest, and this test keeps the constant equal to it.
+"""
+
+import re
+
+import nbformat
+
+from conftest import NOTEBOOK_DIR
+
+# (quoting notebook, constant name, source notebook, regex on the source's outputs)
+QUOTES = [
+    ("06_lstm_from_scratch", "RNN_PERPLEXITY_CHAPTER_2",
+     "02_rnn_from_scratch", r"scratch RNN \(8 epochs\)\s+(\d+\.\d+)"),
+]
+
+
+def outputs_text(name: str) -> str:
+    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    return "\n".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                     for out in cell.outputs if out.output_type == "stream")
+
+
+def source_text(name: str) -> str:
+    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    return "\n".join(cell.source for cell in nb.cells)
+
+
+def test_quoted_results_equal_the_printed_originals():
+    for quoting, constant, source, pattern in QUOTES:
+        printed = re.search(pattern, outputs_text(source))
+        assert printed, f"{source} no longer prints a match for {pattern!r}"
+        quoted = re.search(rf"^{constant}\s*=\s*([\d.]+)", source_text(quoting), re.M)
+        assert quoted, f"{quoting} no longer defines {constant}"
+        assert float(quoted.group(1)) == float(printed.group(1)), (
+            f"{quoting}.{constant} = {quoted.group(1)} but {source} prints {printed.group(1)}")
+        prose_mentions = re.findall(r"RNN's (\d+\.\d+)", source_text(quoting))
+        assert all(value == printed.group(1) for value in prose_mentions), prose_mentions
