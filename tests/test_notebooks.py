@@ -13,10 +13,18 @@ import nbformat
 import pytest
 
 from conftest import NOTEBOOK_DIR, ROOT, chapter_notebooks, toc_files
+from rnnbook.portability import NUMBER, TOLERANCE_KEY, cell_tolerance, comparable_texts
 
 MAX_NOTEBOOK_BYTES = 1_000_000
 MAX_IMAGE_BYTES = 150_000
 MAX_IGNORED_SHARE = 0.10
+# Cells compared within a declared numeric tolerance (CONTRIBUTING.md): a minority,
+# and never so loose that a changed result would pass.
+MAX_TOLERANCE_SHARE = 0.25
+MAX_RTOL = 0.10
+MAX_ATOL = 0.05
+# Round-off: a number this small in a compared output must be printed as a bound.
+ROUND_OFF = 1e-6
 MIN_EXERCISES = 4
 SETUP_CALL = "import rnnbook\n\ndevice = rnnbook.setup_notebook()"
 NOISE = re.compile(r"0x[0-9a-fA-F]{6,}|/tmp/|ipykernel_\d+|/home/|/Users/|/root/|/work/")
@@ -139,14 +147,57 @@ def test_notebook_and_images_are_small(notebook):
                     assert len(data) <= MAX_IMAGE_BYTES, f"{path.name}, code cell {index}: {len(data):,}-byte image"
 
 
+def is_ignored(cell) -> bool:
+    return ("nbval-ignore-output" in tags(cell) or "NBVAL_IGNORE_OUTPUT" in cell.source
+            or "nbval-skip" in tags(cell) or "NBVAL_SKIP" in cell.source)
+
+
 def test_ignored_outputs_are_a_small_minority(notebook):
     path, nb = notebook
     cells = code_cells(nb)
-    ignored = [cell for cell in cells
-               if "nbval-ignore-output" in tags(cell) or "NBVAL_IGNORE_OUTPUT" in cell.source
-               or "nbval-skip" in tags(cell) or "NBVAL_SKIP" in cell.source]
+    ignored = [cell for cell in cells if is_ignored(cell)]
     assert len(ignored) <= MAX_IGNORED_SHARE * len(cells), (
         f"{path.name}: {len(ignored)} of {len(cells)} code cells escape comparison")
+
+
+def test_tolerances_are_well_formed_tight_and_few(notebook):
+    path, nb = notebook
+    cells = code_cells(nb)
+    tolerant = []
+    for index, cell in enumerate(cells):
+        tolerance = cell_tolerance(cell.metadata)  # raises on a malformed declaration
+        if tolerance is None:
+            continue
+        tolerant.append(index)
+        where = f"{path.name}, code cell {index}"
+        assert not is_ignored(cell), f"{where}: a cell is either ignored or compared within a tolerance"
+        assert tolerance.rtol <= MAX_RTOL and tolerance.atol <= MAX_ATOL, (
+            f"{where}: tolerance rtol={tolerance.rtol}, atol={tolerance.atol} exceeds the caps "
+            f"({MAX_RTOL}, {MAX_ATOL}); redesign the experiment so its result is stable")
+        assert any(NUMBER.search(text) for _, text in comparable_texts(cell.outputs)), (
+            f"{where}: declares a tolerance but prints no number")
+    assert len(tolerant) <= MAX_TOLERANCE_SHARE * len(cells), (
+        f"{path.name}: code cells {tolerant} ({len(tolerant)} of {len(cells)}) are compared within a tolerance")
+
+
+def test_no_round_off_digits_in_compared_outputs(notebook):
+    """A tiny number's digits are round-off: print it against its bound with
+    rnnbook.checks.below (``< 1e-12``), or, for a measured tiny quantity such as a
+    vanishing gradient norm, declare a relative tolerance for the cell."""
+    path, nb = notebook
+    for index, cell in enumerate(code_cells(nb)):
+        if is_ignored(cell):
+            continue
+        tolerance = cell_tolerance(cell.metadata)
+        if tolerance is not None and tolerance.rtol > 0:
+            continue
+        for _, text in comparable_texts(cell.outputs):
+            for match in NUMBER.finditer(text):
+                value = abs(float(match.group(0)))
+                as_bound = text[:match.start()].endswith(("< ", "> "))
+                assert value == 0 or value >= ROUND_OFF or as_bound, (
+                    f"{path.name}, code cell {index}: prints {match.group(0)!r}, a round-off digit; "
+                    "print it with rnnbook.checks.below or declare a relative tolerance")
 
 
 def test_chapter_has_the_house_shape(notebook):
@@ -165,3 +216,16 @@ def test_chapter_has_the_house_shape(notebook):
     assert all(label.startswith(path.name[:2]) or label.startswith(f"ch{path.name[:2]}")
                for label in exercises), "exercise labels start with the chapter number"
     assert "```{footbibliography}" in markdown, f"{path.name}: no references list"
+
+
+def test_every_figure_has_a_caption_and_alt_text(notebook):
+    """The house guide: every figure says what it shows (CONTRIBUTING.md, Figures)."""
+    path, nb = notebook
+    for index, cell in enumerate(code_cells(nb)):
+        if not any(mime.startswith("image/") for out in cell.outputs for mime in out.get("data", {})):
+            continue
+        options = cell.metadata.get("mystnb", {})
+        caption = options.get("figure", {}).get("caption", "")
+        alt = options.get("image", {}).get("alt", "")
+        assert len(caption.split()) >= 4, f"{path.name}, code cell {index}: a figure without a caption"
+        assert len(alt.split()) >= 4, f"{path.name}, code cell {index}: a figure without alt text"

@@ -1,0 +1,292 @@
+"""Portable validation: notebook outputs that hold on any reader's CPU.
+
+Other CPUs run other kernels (vector width, FMA contraction, MKL and oneDNN code
+paths), so float round-off differs between machines and training amplifies it. The
+book's contract (``CONTRIBUTING.md``) is that what nbval compares holds everywhere:
+
+* round-off is printed against its bound (:func:`rnnbook.checks.below`), never digit
+  by digit;
+* a cell whose printed numbers come from training or measurement declares a numeric
+  tolerance in its metadata, under the key ``"nbval-tolerance"``::
+
+      {"nbval-tolerance": {"rtol": 0.02, "atol": 0.01,
+                           "reason": "validation perplexity after 8 epochs of training"}}
+
+  Its text is still compared exactly (runs of spaces count as one space, so a
+  right-aligned column may gain or lose a digit); each number must satisfy
+  ``|test - reference| <= atol + rtol * |reference|``. Cells without the key are
+  compared exactly, as strict nbval does;
+* CI validates under a *foreign* CPU configuration (:data:`FOREIGN_CPU_CONFIG`), so
+  an output that depends on the CPU fails in CI before it fails for a reader.
+
+This module is also the pytest plugin that teaches nbval the tolerance (loaded with
+``-p rnnbook.portability``, see ``pyproject.toml``) and a small command line:
+``python -m rnnbook.portability foreign-env`` prints the foreign configuration as
+``NAME=value`` words for ``env``; ``python -m rnnbook.portability describe`` says
+which configuration is in effect.
+"""
+
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+
+#: The cell-metadata key that declares a numeric tolerance.
+TOLERANCE_KEY = "nbval-tolerance"
+#: Keys a tolerance may hold; ``reason`` (what varies between CPUs) is required.
+TOLERANCE_FIELDS = {"rtol", "atol", "reason"}
+
+#: The CPU configuration that ``make test`` validates under. Each variable selects a
+#: code path that no machine runs by default: PyTorch's own kernels without explicit
+#: vector instructions, MKL's conditional-numerical-reproducibility branch for any
+#: x86 CPU, and oneDNN limited to SSE4.1. The committed outputs are produced natively,
+#: so every CI run compares two different sets of kernels.
+FOREIGN_CPU_CONFIG = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "MKL_CBWR": "COMPATIBLE",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+}
+
+#: A number as printed by Python: optional sign, digits with an optional fraction, or a
+#: fraction alone, optional exponent. It must not continue a word (``float32``, ``l0``,
+#: ``W_1``) or another number; ``1.9x`` holds the number 1.9. Avoid thousands
+#: separators in tolerance cells: ``80,412`` reads as two numbers.
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+SPACES = re.compile(r"[ \t]+")
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``|test - reference| <= atol + rtol * |reference|`` for every printed number."""
+
+    rtol: float = 0.0
+    atol: float = 0.0
+    reason: str = ""
+
+    def __post_init__(self):
+        if not (self.rtol >= 0 and self.atol >= 0) or (self.rtol == 0 and self.atol == 0):
+            raise ValueError(f"a tolerance needs rtol >= 0 and atol >= 0, not both zero; "
+                             f"got rtol={self.rtol!r}, atol={self.atol!r}")
+
+    def allows(self, reference: float, test: float) -> bool:
+        return abs(test - reference) <= self.atol + self.rtol * abs(reference) + 1e-12 * abs(reference)
+
+
+def cell_tolerance(metadata) -> Tolerance | None:
+    """The :class:`Tolerance` a cell's metadata declares, or None for exact comparison.
+
+    Raises ``ValueError`` for a malformed declaration (unknown keys, no reason,
+    negative or missing bounds), so a typo cannot silently make a cell exact or lax.
+    """
+    declared = metadata.get(TOLERANCE_KEY) if metadata else None
+    if declared is None:
+        return None
+    if not isinstance(declared, dict) or set(declared) - TOLERANCE_FIELDS:
+        raise ValueError(f"{TOLERANCE_KEY} must be a mapping with keys from {sorted(TOLERANCE_FIELDS)}, "
+                         f"got {declared!r}")
+    if not str(declared.get("reason", "")).strip():
+        raise ValueError(f"{TOLERANCE_KEY} needs a 'reason' saying what varies between CPUs, got {declared!r}")
+    return Tolerance(float(declared.get("rtol", 0.0)), float(declared.get("atol", 0.0)), declared["reason"])
+
+
+def split_numbers(text: str) -> tuple[list[str], list[float]]:
+    """``text`` cut into the words between numbers (spaces collapsed) and the numbers.
+
+    ``split_numbers("loss 0.25 after 10 steps")`` is
+    ``(["loss ", " after ", " steps"], [0.25, 10.0])``: there is always one more word
+    than numbers.
+    """
+    words, numbers, position = [], [], 0
+    for match in NUMBER.finditer(text):
+        words.append(SPACES.sub(" ", text[position:match.start()]))
+        numbers.append(float(match.group(0)))
+        position = match.end()
+    words.append(SPACES.sub(" ", text[position:]))
+    return words, numbers
+
+
+def compare_text(reference: str, test: str, tolerance: Tolerance | None) -> str | None:
+    """None when ``test`` matches ``reference`` under ``tolerance``, else why not.
+
+    With ``tolerance=None`` the texts must be equal. Otherwise the words between
+    numbers must be equal (runs of spaces count as one) and each number must lie
+    within the tolerance of the reference's number in the same place.
+    """
+    if reference == test:
+        return None
+    if tolerance is None:
+        return "the texts differ and the cell declares no tolerance"
+    ref_words, ref_numbers = split_numbers(reference)
+    test_words, test_numbers = split_numbers(test)
+    if ref_words != test_words:
+        for index, (ours, theirs) in enumerate(zip(ref_words, test_words)):
+            if ours != theirs:
+                return f"the text around number {index + 1} differs: {ours!r} != {theirs!r}"
+        return f"the texts print {len(ref_numbers)} and {len(test_numbers)} numbers"
+    for index, (ours, theirs) in enumerate(zip(ref_numbers, test_numbers)):
+        if not tolerance.allows(ours, theirs):
+            allowed = tolerance.atol + tolerance.rtol * abs(ours)
+            return (f"number {index + 1} ({ref_words[index].strip()[-40:]!r} ...) is {theirs:g}, "
+                    f"reference {ours:g}: |difference| {abs(theirs - ours):.3g} > allowed {allowed:.3g} "
+                    f"(rtol {tolerance.rtol:g}, atol {tolerance.atol:g})")
+    return None
+
+
+def deviation(reference: str, test: str) -> tuple[float, float] | None:
+    """Largest relative and absolute difference between the numbers of two texts.
+
+    None when the words between the numbers differ (no tolerance can reconcile
+    them); ``(0.0, 0.0)`` for equal texts. The relative difference of a number whose
+    reference is 0 counts as infinite unless both are 0.
+    """
+    ref_words, ref_numbers = split_numbers(reference)
+    test_words, test_numbers = split_numbers(test)
+    if ref_words != test_words:
+        return None
+    worst_rel = worst_abs = 0.0
+    for ours, theirs in zip(ref_numbers, test_numbers):
+        difference = abs(theirs - ours)
+        worst_abs = max(worst_abs, difference)
+        if difference:
+            worst_rel = max(worst_rel, difference / abs(ours) if ours else math.inf)
+    return worst_rel, worst_abs
+
+
+# --- comparing whole cell outputs -------------------------------------------------
+
+IMAGE_PREFIX = "image/"
+
+
+def comparable_texts(outputs) -> list[tuple[str, str]]:
+    """``(label, text)`` for every text nbval compares in a list of cell outputs.
+
+    Streams are merged by name (as nbval does); rich outputs contribute each
+    non-image MIME type. Images are not compared by nbval and are left out.
+    """
+    texts, streams = [], {}
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            name = output.get("name", "stdout")
+            if name not in streams:
+                streams[name] = len(texts)
+                texts.append([name, ""])
+            texts[streams[name]][1] += "".join(output.get("text", ""))
+        elif output.get("output_type") in ("execute_result", "display_data"):
+            for mime, value in output.get("data", {}).items():
+                if not mime.startswith(IMAGE_PREFIX):
+                    texts.append([mime, value if isinstance(value, str) else "".join(value)])
+        elif output.get("output_type") == "error":
+            texts.append(["error", f"{output.get('ename')}: {output.get('evalue')}"])
+    return [tuple(item) for item in texts]
+
+
+# --- CPU configurations ------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux), for reports."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def native_capability() -> str:
+    """PyTorch's CPU capability on this machine with no override (AVX512, AVX2, ...).
+
+    Asked in a fresh interpreter without the configuration variables, because the
+    capability is fixed when torch is imported.
+    """
+    environment = {key: value for key, value in os.environ.items() if key not in FOREIGN_CPU_CONFIG}
+    result = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+        env=environment, capture_output=True, text=True, timeout=120, check=True)
+    return result.stdout.strip()
+
+
+def active_overrides() -> dict:
+    """The CPU-configuration variables set in this process's environment."""
+    return {key: os.environ[key] for key in FOREIGN_CPU_CONFIG if key in os.environ}
+
+
+def describe_configuration() -> str:
+    """One line: the CPU, its native ATen capability, and the overrides in effect."""
+    overrides = active_overrides()
+    line = f"CPU {cpu_model()}, {platform.machine()}; native ATen capability {native_capability()}"
+    if not overrides:
+        return line + "; native kernels (no overrides)"
+    words = " ".join(f"{key}={value}" for key, value in overrides.items())
+    kind = "the foreign configuration" if overrides == FOREIGN_CPU_CONFIG else "overrides"
+    return f"{line}; running under {kind}: {words}"
+
+
+# --- the pytest plugin -------------------------------------------------------------
+
+
+def _patch_nbval() -> None:
+    """Make nbval's comparison honour ``nbval-tolerance`` (idempotent)."""
+    from nbval.plugin import IPyNbCell
+
+    if getattr(IPyNbCell.compare_outputs, "_rnnbook_tolerant", False):
+        return
+    exact_compare = IPyNbCell.compare_outputs
+
+    def compare_outputs(self, test, ref, skip_compare=None):
+        tolerance = cell_tolerance(self.cell.metadata)
+        if tolerance is None:
+            return exact_compare(self, test, ref, skip_compare)
+        ref_texts, test_texts = comparable_texts(ref), comparable_texts(test)
+        reasons = []
+        if [label for label, _ in ref_texts] == [label for label, _ in test_texts]:
+            for (label, ours), (_, theirs) in zip(ref_texts, test_texts):
+                why = compare_text(ours, theirs, tolerance)
+                if why:
+                    reasons.append(f"{label}: {why}")
+            if not reasons:
+                return True
+        if exact_compare(self, test, ref, skip_compare):
+            return True
+        self.comparison_traceback.append(
+            f"cell tolerance rtol={tolerance.rtol:g} atol={tolerance.atol:g} ({tolerance.reason}): "
+            + ("; ".join(reasons) or "the outputs have different kinds or numbers of parts"))
+        return False
+
+    compare_outputs._rnnbook_tolerant = True
+    IPyNbCell.compare_outputs = compare_outputs
+
+
+def pytest_configure(config):
+    if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
+        _patch_nbval()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Say which CPU configuration the notebooks were validated under (also with -q)."""
+    if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
+        terminalreporter.write_line(f"notebooks validated on: {describe_configuration()}")
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["foreign-env", "describe"],
+                        help="foreign-env: print the foreign configuration as NAME=value words; "
+                             "describe: say which configuration is in effect")
+    args = parser.parse_args(argv)
+    if args.command == "foreign-env":
+        print(" ".join(f"{key}={value}" for key, value in FOREIGN_CPU_CONFIG.items()))
+    else:
+        print(describe_configuration())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
