@@ -160,6 +160,16 @@ class NGramModel:
                        + self.alpha * self.vocab_size)
         return np.log(numerator / denominator)
 
+    def context_counts(self, tokens, start: int) -> np.ndarray:
+        """How often the training text held the n-1 tokens before ``tokens[t]``, for
+        every ``t >= start``; shape ``(len(tokens) - start,)``."""
+        tokens = self._tokens(tokens)
+        if not self.n - 1 <= start < len(tokens):
+            raise ValueError(f"start must leave n-1={self.n - 1} tokens of context and one "
+                             f"target, got start={start} for {len(tokens)} tokens")
+        codes = self._codes(tokens[start - self.n + 1:])
+        return self._lookup(self._contexts, self._context_counts, codes // self.vocab_size)
+
     def next_distribution(self, context) -> np.ndarray:
         """The model's distribution over the next token after ``context``, shape ``(V,)``."""
         context = self._tokens(context)[len(context) - (self.n - 1):] if self.n > 1 else np.zeros(0, np.int64)

@@ -28,6 +28,11 @@ class RNNScratch(nn.Module):
     ``"tanh"`` (the default) or ``"relu"``, as in ``nn.RNN``.
     ``forward(inputs (T, B, I), state (B, H) or None) -> (outputs (T, B, H), state (B, H))``;
     ``outputs[t]`` is the state after step ``t`` and the returned state is the last one.
+
+    Checked: ``inputs`` is 3-D with ``T >= 1`` and ``I == input_size``, and a given
+    ``state`` has shape ``(B, H)`` with the ``B`` of ``inputs``. A batch-first
+    ``(B, T, I)`` tensor is therefore caught when a state is passed and ``B != T``;
+    without a state nothing can distinguish it from a time-major one.
     """
 
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
@@ -57,8 +62,8 @@ class RNNScratch(nn.Module):
         if state is None:
             state = inputs.new_zeros(batch_size, self.hidden_size)
         elif state.shape != (batch_size, self.hidden_size):
-            raise ValueError(f"expected a state of shape ({batch_size}, {self.hidden_size}), "
-                             f"got {tuple(state.shape)}")
+            raise ValueError(f"expected a state of shape (B, H) = ({batch_size}, {self.hidden_size}) for inputs "
+                             f"(T, B, I) = {tuple(inputs.shape)}, got {tuple(state.shape)}")
         outputs = []
         for x in inputs:  # x: (B, I), one time step
             state = rnn_step(x, state, self.W_ih, self.W_hh, self.b_ih, self.b_hh, self.activation)

@@ -68,16 +68,19 @@ def stream_batches(tokens, batch_size: int, num_steps: int, offset: int = 0):
 def evaluate_perplexity(model, corpus, start: int, warmup: int = 64) -> float:
     """Corpus-level perplexity of ``model`` on every token of ``corpus[start:]``.
 
-    The model reads ``corpus`` as a single stream from ``start - warmup`` on (so its
-    state holds context before the first scored token) and predicts each token from
-    ``start`` to the end. ``corpus`` is ``(N,)``; returns a float.
+    The model reads ``corpus`` as a single stream, from a zero state, starting
+    ``warmup`` tokens before ``corpus[start - 1]`` (fewer if the corpus begins
+    sooner), so that its state holds context when it predicts ``corpus[start]``
+    from ``corpus[start - 1]``; it then predicts every token to the end.
+    ``warmup=0`` starts reading at ``corpus[start - 1]``. ``corpus`` is ``(N,)``;
+    returns a float.
     """
     if not 1 <= start < len(corpus) or warmup < 0:
         raise ValueError(f"need 1 <= start < {len(corpus)} and warmup >= 0, got start={start}, warmup={warmup}")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    first = max(start - warmup, 0)
+    first = max(start - 1 - warmup, 0)  # corpus[first] is the first token read
     tokens = corpus[first:].to(device)
     logits, _ = model(tokens[:-1, None])  # (L - 1, 1, V)
     log_probs = F.log_softmax(logits[:, 0].double(), dim=-1)

@@ -97,6 +97,19 @@ def test_ngram_matches_brute_force_counting(n, seed):
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
+def test_context_counts_match_brute_force_counting(n):
+    tokens = np.random.default_rng(n).integers(0, 4, size=200).tolist()
+    model = NGramModel(n, 4).fit(tokens)
+    held_out = [0, 1, 2, 3, 3, 3, 0]
+    sequence = tokens + held_out
+    contexts = collections.Counter(tuple(tokens[i:i + n - 1]) for i in range(len(tokens) - n + 1))
+    expected = [contexts[tuple(sequence[t - n + 1:t])] for t in range(len(tokens), len(sequence))]
+    assert model.context_counts(sequence, start=len(tokens)).tolist() == expected
+    with pytest.raises(ValueError, match="start must leave"):
+        model.context_counts(sequence, start=len(sequence))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
 def test_ngram_distributions_are_normalised_and_unseen_contexts_uniform(n):
     model = NGramModel(n, 4, alpha=0.5).fit([0, 1, 2, 0, 1, 2, 0, 1])
     for context in ([0, 1], [2, 0], [1, 2]):
