@@ -58,18 +58,59 @@ def test_char_lm_accepts_pytorch_layers():
         assert logits.shape == (4, 3, 6)
 
 
-def test_evaluate_perplexity_equals_a_direct_computation():
+@pytest.mark.parametrize("warmup", [0, 1, 10, 100])
+def test_evaluate_perplexity_scores_every_target_after_reading_the_warmup(warmup):
     torch.manual_seed(0)
     model = CharLM(RNNScratch(5, 4), 5)
     corpus = torch.randint(5, (60,))
-    start, warmup = 40, 10
-    logits, _ = model(corpus[start - warmup:-1, None])
+    start = 40
+    first = max(start - 1 - warmup, 0)  # the model reads corpus[first:] from a zero state
+    logits, _ = model(corpus[first:-1, None])
     log_probs = torch.log_softmax(logits[:, 0].double(), -1)
-    targets = corpus[start - warmup + 1:]
-    direct = math.exp(-log_probs[torch.arange(len(targets)), targets][warmup - 1:].mean().item())
+    targets = corpus[first + 1:]
+    scored = log_probs[torch.arange(len(targets)), targets][start - first - 1:]
+    assert len(scored) == len(corpus) - start  # every validation token, and only those
+    direct = math.exp(-scored.mean().item())
     assert math.isclose(evaluate_perplexity(model, corpus, start, warmup), direct, rel_tol=1e-9)
+
+
+def test_evaluate_perplexity_refuses_bad_arguments():
+    model = CharLM(RNNScratch(5, 4), 5)
+    corpus = torch.randint(5, (60,))
     with pytest.raises(ValueError):
         evaluate_perplexity(model, corpus, 0)
+    with pytest.raises(ValueError):
+        evaluate_perplexity(model, corpus, 10, warmup=-1)
+
+
+class StateSpy(nn.Module):
+    """An nn.RNN that records the state each call receives and returns."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.rnn, self.hidden_size = nn.RNN(input_size, hidden_size), hidden_size
+        self.received, self.returned = [], []
+
+    def forward(self, inputs, state=None):
+        if self.training:
+            self.received.append(None if state is None else state.clone())
+        outputs, new_state = self.rnn(inputs, state)
+        if self.training:
+            self.returned.append(new_state.detach().clone())
+        return outputs, new_state
+
+
+def test_training_carries_the_detached_state_from_chunk_to_chunk():
+    """Fails if the loop starts chunks from None (dropping the state) or keeps the graph."""
+    torch.manual_seed(0)
+    spy = StateSpy(4, 3)
+    tokens = torch.randint(4, (400,))
+    train_language_model(CharLM(spy, 4), tokens[:300], tokens, 300, epochs=1, batch_size=2,
+                         num_steps=10, log=False)
+    assert spy.received[0] is None and len(spy.received) > 3
+    for received, previous in zip(spy.received[1:], spy.returned[:-1]):
+        assert received is not None, "a chunk started from a zero state: the carried state was dropped"
+        assert torch.equal(received, previous) and not received.requires_grad
 
 
 def test_training_learns_a_repeating_pattern():
