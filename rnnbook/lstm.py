@@ -34,6 +34,11 @@ class LSTMScratch(nn.Module):
     ``forward(inputs (T, B, I), state (h, c) each (B, H), or None)``
     ``-> (outputs (T, B, H), (h, c))``; ``outputs[t]`` is ``h`` after step ``t``, and
     a missing state means ``h = c = 0``.
+
+    Checked: ``inputs`` is 3-D with ``T >= 1`` and ``I == input_size``, and a given
+    state is a tuple of two ``(B, H)`` tensors with the ``B`` of ``inputs``. A
+    batch-first ``(B, T, I)`` tensor is therefore caught when a state is passed and
+    ``B != T``; without a state nothing distinguishes it from a time-major one.
     """
 
     def __init__(self, input_size: int, hidden_size: int):
