@@ -25,6 +25,8 @@ def format_bound(bound: float) -> str:
 
 
 def _as_float(value) -> float:
+    if hasattr(value, "detach"):  # a tensor, possibly part of an autograd graph
+        value = value.detach()
     try:
         return float(value)
     except (TypeError, ValueError, RuntimeError) as error:

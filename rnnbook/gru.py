@@ -36,6 +36,11 @@ class GRUScratch(nn.Module):
     ``step(x (B, I), h (B, H), W_ih, W_hh, b_ih, b_hh) -> h (B, H)``.
     ``forward(inputs (T, B, I), state (B, H) or None) -> (outputs (T, B, H), state (B, H))``;
     ``outputs[t]`` is the state after step ``t`` and a missing state means zeros.
+
+    Checked: ``inputs`` is 3-D with ``T >= 1`` and ``I == input_size``, and a given
+    ``state`` has shape ``(B, H)`` with the ``B`` of ``inputs``. A batch-first
+    ``(B, T, I)`` tensor is therefore caught when a state is passed and ``B != T``;
+    without a state nothing distinguishes it from a time-major one.
     """
 
     def __init__(self, input_size: int, hidden_size: int, step=gru_step):
@@ -61,8 +66,8 @@ class GRUScratch(nn.Module):
         if state is None:
             state = inputs.new_zeros(batch_size, self.hidden_size)
         elif state.shape != (batch_size, self.hidden_size):
-            raise ValueError(f"expected a state of shape ({batch_size}, {self.hidden_size}), "
-                             f"got {tuple(state.shape)}")
+            raise ValueError(f"expected a state of shape (B, H) = ({batch_size}, {self.hidden_size}) for inputs "
+                             f"(T, B, I) = {tuple(inputs.shape)}, got {tuple(state.shape)}")
         outputs = []
         for x in inputs:  # x: (B, I), one time step
             state = self.step(x, state, self.W_ih, self.W_hh, self.b_ih, self.b_hh)

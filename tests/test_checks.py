@@ -40,3 +40,9 @@ def test_bad_bounds_are_refused(bad):
 def test_values_must_be_numbers():
     with pytest.raises(TypeError, match="real number"):
         below(torch.zeros(3), 1.0)
+
+
+def test_tensors_that_require_grad_are_accepted_without_warning(recwarn):
+    value = torch.tensor(3e-8, requires_grad=True) * 1.0
+    assert below(value, 1e-6) == "< 1e-6"
+    assert not recwarn.list

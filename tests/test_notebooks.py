@@ -18,11 +18,15 @@ from rnnbook.portability import NUMBER, TOLERANCE_KEY, cell_tolerance, comparabl
 MAX_NOTEBOOK_BYTES = 1_000_000
 MAX_IMAGE_BYTES = 150_000
 MAX_IGNORED_SHARE = 0.10
-# Cells compared within a declared numeric tolerance (CONTRIBUTING.md): a minority,
-# and never so loose that a changed result would pass.
+# Cells compared within a declared numeric tolerance (CONTRIBUTING.md): never so loose
+# that a changed result would pass, and the loose ones a minority. A tolerance of at
+# most 1% relative (no absolute part) only absorbs a rounding flip of a printed digit
+# of a value that is deterministic to far more digits (float64 measurements); it
+# counts as tight and is not limited in number.
 MAX_TOLERANCE_SHARE = 0.25
 MAX_RTOL = 0.10
 MAX_ATOL = 0.05
+TIGHT_RTOL = 0.01
 # Round-off: a number this small in a compared output must be printed as a bound.
 ROUND_OFF = 1e-6
 MIN_EXERCISES = 4
@@ -163,12 +167,13 @@ def test_ignored_outputs_are_a_small_minority(notebook):
 def test_tolerances_are_well_formed_tight_and_few(notebook):
     path, nb = notebook
     cells = code_cells(nb)
-    tolerant = []
+    loose = []
     for index, cell in enumerate(cells):
         tolerance = cell_tolerance(cell.metadata)  # raises on a malformed declaration
         if tolerance is None:
             continue
-        tolerant.append(index)
+        if tolerance.rtol > TIGHT_RTOL or tolerance.atol > 0:
+            loose.append(index)
         where = f"{path.name}, code cell {index}"
         assert not is_ignored(cell), f"{where}: a cell is either ignored or compared within a tolerance"
         assert tolerance.rtol <= MAX_RTOL and tolerance.atol <= MAX_ATOL, (
@@ -176,8 +181,8 @@ def test_tolerances_are_well_formed_tight_and_few(notebook):
             f"({MAX_RTOL}, {MAX_ATOL}); redesign the experiment so its result is stable")
         assert any(NUMBER.search(text) for _, text in comparable_texts(cell.outputs)), (
             f"{where}: declares a tolerance but prints no number")
-    assert len(tolerant) <= MAX_TOLERANCE_SHARE * len(cells), (
-        f"{path.name}: code cells {tolerant} ({len(tolerant)} of {len(cells)}) are compared within a tolerance")
+    assert len(loose) <= MAX_TOLERANCE_SHARE * len(cells), (
+        f"{path.name}: code cells {loose} ({len(loose)} of {len(cells)}) are compared within a loose tolerance")
 
 
 def test_no_round_off_digits_in_compared_outputs(notebook):
