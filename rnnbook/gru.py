@@ -287,3 +287,30 @@ class StackedGRUScratch(nn.Module):
                                            ("b_ih", "bias_ih"), ("b_hh", "bias_hh")):
                 getattr(layer, ours_name).copy_(getattr(gru, theirs_name + suffix))
         return self
+
+
+class GRURegressor(nn.Module):
+    """A batch-first ``nn.GRU`` and a linear read-out of its last step.
+
+    ``forward(inputs (B, T, I)) -> predictions (B, output_size)``: the read-out of the
+    last layer's state after the last step, ``output[:, -1]`` (equal to ``h_n[-1]``).
+    Checked: ``inputs`` is 3-D with ``T >= 1`` and ``I == input_size``. Being
+    batch-first, it reads a time-major tensor wrongly whenever its last dimension
+    fits; the check cannot tell the two layouts apart.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int = 1, num_layers: int = 1):
+        super().__init__()
+        if min(input_size, hidden_size, output_size, num_layers) < 1:
+            raise ValueError(f"sizes must be positive, got input_size={input_size}, hidden_size={hidden_size}, "
+                             f"output_size={output_size}, num_layers={num_layers}")
+        self.input_size = input_size
+        self.gru = nn.GRU(input_size, hidden_size, num_layers=num_layers, batch_first=True)
+        self.head = nn.Linear(hidden_size, output_size)
+
+    def forward(self, inputs):
+        if inputs.ndim != 3 or inputs.shape[1] == 0 or inputs.shape[2] != self.input_size:
+            raise ValueError(f"expected batch-first inputs of shape (B, T, {self.input_size}) with T >= 1, "
+                             f"got {tuple(inputs.shape)}")
+        output, _ = self.gru(inputs)  # output (B, T, H); h_n would be (num_layers, B, H)
+        return self.head(output[:, -1])
