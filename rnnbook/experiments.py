@@ -119,47 +119,84 @@ class RecurrentReadout(nn.Module):
 
 
 def train_on_task(model: nn.Module, make_batch, loss_fn, test_data, *, steps: int, lr: float = 1e-2,
-                  clip: float = 1.0, seed: int = 0, eval_every: int = 25) -> dict:
+                  clip: float = 1.0, seed: int = 0, eval_every: int = 25, stop_below: float | None = None) -> dict:
     """Train ``model`` with Adam on freshly drawn synthetic batches; return its history.
 
     ``make_batch(generator) -> (inputs, targets)`` draws one training batch from a CPU
     ``torch.Generator`` seeded with ``seed``, so runs with the same seed see the same
     batches. ``loss_fn(model(inputs), targets)`` must return a scalar. Each step clips
-    the global gradient norm to ``clip``. At step 0 and every ``eval_every`` steps the
-    loss on the fixed ``test_data = (inputs, targets)`` is recorded. Returns
-    ``{"step": [...], "test_loss": [...], "seconds": float}`` (seconds is wall-clock noise).
+    the global gradient norm to ``clip``. The loss on the fixed ``test_data = (inputs,
+    targets)`` is recorded at step 0, every ``eval_every`` steps and after the last
+    step, with the wall-clock seconds spent in training steps so far (evaluation
+    excluded; seconds are noise). With ``stop_below``, training stops at the first
+    recorded test loss below it. Returns ``{"step": [...], "test_loss": [...],
+    "seconds": [...], "solved_at": step or None}``, where ``solved_at`` is the step
+    of that first record (None without ``stop_below`` or if never reached).
     """
     if steps < 1 or eval_every < 1 or lr <= 0 or clip <= 0:
         raise ValueError(f"need steps >= 1, eval_every >= 1, lr > 0 and clip > 0; "
                          f"got {steps}, {eval_every}, {lr}, {clip}")
+    if stop_below is not None and not stop_below > 0:
+        raise ValueError(f"stop_below must be positive, got {stop_below}")
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     test_inputs, test_targets = (part.to(device) for part in test_data)
-    history = {"step": [], "test_loss": []}
+    history = {"step": [], "test_loss": [], "seconds": [], "solved_at": None}
+    trained = 0.0
 
     def record(step):
         model.eval()
         with torch.no_grad():
-            history["step"].append(step)
-            history["test_loss"].append(float(loss_fn(model(test_inputs), test_targets)))
+            loss = float(loss_fn(model(test_inputs), test_targets))
         model.train()
+        history["step"].append(step)
+        history["test_loss"].append(loss)
+        history["seconds"].append(trained)
+        if stop_below is not None and loss < stop_below:
+            history["solved_at"] = step
+        return history["solved_at"] is not None
 
-    started = time.perf_counter()
-    record(0)
+    if record(0):
+        return history
     for step in range(1, steps + 1):
+        started = time.perf_counter()
         inputs, targets = (part.to(device) for part in make_batch(generator))
         loss = loss_fn(model(inputs), targets)
         optimizer.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
-        if step % eval_every == 0:
-            record(step)
-    history["seconds"] = time.perf_counter() - started
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        trained += time.perf_counter() - started
+        if (step % eval_every == 0 or step == steps) and record(step):
+            break
     return history
 
 
 def steps_to_threshold(history: dict, threshold: float):
     """The first recorded step at which ``history["test_loss"]`` is below ``threshold``, or None."""
     return next((step for step, loss in zip(history["step"], history["test_loss"]) if loss < threshold), None)
+
+
+@torch.no_grad()
+def set_update_bias(gru: nn.GRU, value: float) -> nn.GRU:
+    """Make the total update-gate bias of every layer and direction of ``gru`` equal ``value``.
+
+    ``bias_ih_l{k}`` and ``bias_hh_l{k}`` have shape ``(3H,)`` in chunks (r, z, n); the
+    gate adds the two z-chunks, so that of ``bias_ih`` is set to ``value`` and that of
+    ``bias_hh`` to 0. A positive value starts ``z_t`` above 0.5, keeping more of the
+    old state, as a forget-gate bias does for the LSTM. Modifies ``gru`` in place.
+    """
+    if not isinstance(gru, nn.GRU):
+        raise ValueError(f"set_update_bias expects an nn.GRU, got {type(gru).__name__}")
+    if not gru.bias:
+        raise ValueError("this nn.GRU was built with bias=False, so it has no update-gate bias to set")
+    H = gru.hidden_size
+    for name, parameter in gru.named_parameters():
+        if name.startswith("bias_ih"):
+            parameter[H:2 * H] = value
+        elif name.startswith("bias_hh"):
+            parameter[H:2 * H] = 0.0
+    return gru

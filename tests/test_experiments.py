@@ -199,7 +199,8 @@ def test_train_on_task_records_history_and_learns_a_short_adding_problem():
     history = train_on_task(model, lambda generator: adding_problem(32, 6, generator), adding_loss, test,
                             steps=150, lr=0.02, eval_every=50)
     assert history["step"] == [0, 50, 100, 150] and len(history["test_loss"]) == 4
-    assert history["seconds"] > 0
+    assert history["seconds"][0] == 0 and all(b > a for a, b in zip(history["seconds"], history["seconds"][1:]))
+    assert history["solved_at"] is None
     assert history["test_loss"][-1] < 0.5 * history["test_loss"][0]
     assert history["test_loss"][-1] < 1 / 12  # below what remembering one value could reach
 
@@ -222,6 +223,43 @@ def test_train_on_task_refuses_bad_options(option):
     settings = {"steps": 2, **option}
     with pytest.raises(ValueError):
         train_on_task(model, lambda generator: adding_problem(4, 4, generator), adding_loss, test, **settings)
+
+
+def test_train_on_task_scores_the_final_model_when_steps_do_not_divide():
+    torch.manual_seed(0)
+    model = RecurrentReadout(nn.GRU(2, 4), 1)
+    test = adding_problem(16, 5, torch.Generator().manual_seed(1))
+    history = train_on_task(model, lambda generator: adding_problem(8, 5, generator), adding_loss, test,
+                            steps=12, eval_every=5)
+    assert history["step"] == [0, 5, 10, 12]
+    with torch.no_grad():
+        assert history["test_loss"][-1] == float(adding_loss(model(test[0]), test[1]))
+
+
+def test_train_on_task_stops_once_solved_and_says_when():
+    torch.manual_seed(0)
+    model = RecurrentReadout(nn.GRU(2, 16), 1)
+    test = adding_problem(256, 6, torch.Generator().manual_seed(99))
+    history = train_on_task(model, lambda generator: adding_problem(32, 6, generator), adding_loss, test,
+                            steps=2000, lr=0.02, eval_every=10, stop_below=0.05)
+    assert history["solved_at"] == history["step"][-1] < 2000
+    assert history["test_loss"][-1] < 0.05 <= min(history["test_loss"][:-1])
+    with pytest.raises(ValueError, match="stop_below"):
+        train_on_task(model, lambda generator: adding_problem(4, 4, generator), adding_loss, test, steps=2,
+                      stop_below=0.0)
+
+
+def test_set_update_bias_sets_the_total_z_bias_of_every_layer_and_direction():
+    from rnnbook.experiments import set_update_bias
+
+    gru = set_update_bias(nn.GRU(3, 5, num_layers=2, bidirectional=True), 1.5)
+    for suffix in ("_l0", "_l0_reverse", "_l1", "_l1_reverse"):
+        total = getattr(gru, f"bias_ih{suffix}") + getattr(gru, f"bias_hh{suffix}")
+        assert torch.equal(total[5:10], torch.full((5,), 1.5))
+    with pytest.raises(ValueError, match="nn.GRU"):
+        set_update_bias(nn.LSTM(3, 5), 1.0)
+    with pytest.raises(ValueError, match="bias=False"):
+        set_update_bias(nn.GRU(3, 5, bias=False), 1.0)
 
 
 def test_steps_to_threshold():
