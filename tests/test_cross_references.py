@@ -49,3 +49,36 @@ def test_quoted_results_equal_the_printed_originals():
         if (quoting, constant) == ("06_lstm_from_scratch", "RNN_PERPLEXITY_CHAPTER_2"):
             prose_mentions = re.findall(r"RNN's (\d+\.\d+)", source_text(quoting))
             assert all(float(value) == printed[0] for value in prose_mentions), prose_mentions
+
+
+CHAPTER_MENTION = re.compile(r"\b[Cc]hapters?\s+((?:\d+(?:\s*,\s*|\s+(?:and|to|or)\s+))*\d+)")
+
+
+def numbered_chapters() -> int:
+    """How many chapter notebooks the table of contents lists (chapters are numbered 1..n)."""
+    from conftest import toc_files
+
+    return sum(entry.startswith("notebooks/") for entry in toc_files())
+
+
+def prose_pages():
+    """(name, markdown text) for every chapter's prose and every book page."""
+    from conftest import ROOT, chapter_notebooks
+
+    for path in chapter_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        yield path.name, "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    for path in sorted((ROOT / "book").glob("*.md")):
+        yield path.name, path.read_text()
+
+
+def test_prose_names_only_chapters_that_exist():
+    """A sentence that sends the reader to 'chapter 14' needs a chapter 14 in _toc.yml."""
+    last = numbered_chapters()
+    dangling = []
+    for name, text in prose_pages():
+        for match in CHAPTER_MENTION.finditer(text):
+            numbers = [int(number) for number in re.findall(r"\d+", match.group(1))]
+            if any(not 1 <= number <= last for number in numbers):
+                dangling.append(f"{name}: {match.group(0)!r}")
+    assert not dangling, f"references to chapters beyond {last}: {dangling}"
