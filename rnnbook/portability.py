@@ -262,9 +262,39 @@ def _patch_nbval() -> None:
     IPyNbCell.compare_outputs = compare_outputs
 
 
+#: Kernel starts attempted before a notebook fails to start (see _retry_kernel_starts).
+KERNEL_START_ATTEMPTS = 3
+
+
+def _retry_kernel_starts() -> None:
+    """Retry a kernel that fails to start (idempotent).
+
+    jupyter_client picks free TCP ports by binding and releasing them, so two kernels
+    started at the same moment (two test workers) can both pick the same port; the
+    second then never answers. A fresh start picks fresh ports.
+    """
+    import nbval.kernel
+
+    if getattr(nbval.kernel.start_new_kernel, "_rnnbook_retry", False):
+        return
+    start_once = nbval.kernel.start_new_kernel
+
+    def start_new_kernel(*args, **kwargs):
+        for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+            try:
+                return start_once(*args, **kwargs)
+            except RuntimeError:
+                if attempt == KERNEL_START_ATTEMPTS:
+                    raise
+
+    start_new_kernel._rnnbook_retry = True
+    nbval.kernel.start_new_kernel = start_new_kernel
+
+
 def pytest_configure(config):
     if getattr(config.option, "nbval", False) or getattr(config.option, "nbval_lax", False):
         _patch_nbval()
+        _retry_kernel_starts()
 
 
 def pytest_terminal_summary(terminalreporter, config):

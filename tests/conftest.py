@@ -4,10 +4,22 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Unit tests run on one thread, like the notebooks: with two test workers on a
+    2-core machine, PyTorch's default thread pool oversubscribes the cores and small
+    operations become many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def chapter_notebooks() -> list[Path]:

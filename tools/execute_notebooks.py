@@ -34,6 +34,7 @@ from rnnbook.portability import (FOREIGN_CPU_CONFIG, cell_tolerance, compare_tex
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 CELL_TIMEOUT_S = 600
+KERNEL_START_ATTEMPTS = 3  # two kernels started at once can collide on a TCP port
 
 
 def parse_cpu_config(text: str) -> dict:
@@ -58,13 +59,19 @@ def execute(path: Path, cpu_config: dict) -> tuple[nbformat.NotebookNode, float]
     for key in FOREIGN_CPU_CONFIG:
         os.environ.pop(key, None)
     os.environ.update(cpu_config)
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}}, record_timing=False)
-    start = time.perf_counter()
-    client.execute()
-    notebook.metadata.pop("widgets", None)
-    return notebook, time.perf_counter() - start
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        notebook = nbformat.read(path, as_version=4)
+        client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}}, record_timing=False)
+        start = time.perf_counter()
+        try:
+            client.execute()
+        except RuntimeError as error:  # the kernel never answered: start it again
+            if "didn't respond" not in str(error) or attempt == KERNEL_START_ATTEMPTS:
+                raise
+            continue
+        notebook.metadata.pop("widgets", None)
+        return notebook, time.perf_counter() - start
 
 
 def compare_cells(committed, fresh) -> list[dict]:
