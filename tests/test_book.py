@@ -46,3 +46,19 @@ def test_chapters_are_numbered_and_front_matter_exists(chapter_pages):
     for page in ("book/intro", "book/how_to_use", "book/notation", "book/glossary", "book/references"):
         assert (HTML / f"{page}.html").is_file(), page
     assert "Shannon" in (HTML / "book/references.html").read_text()
+
+
+def test_every_figure_renders_with_its_caption_and_alt_text(chapter_pages):
+    """Captions and alt text are cell metadata (CONTRIBUTING.md); MyST-NB must render them."""
+    import nbformat
+
+    for name, page in chapter_pages.items():
+        nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+        figures = sum(1 for cell in nb.cells if cell.cell_type == "code"
+                      and any("image/png" in out.get("data", {}) for out in cell.outputs))
+        assert page.count("<figcaption") >= figures, f"{name}: {figures} figures, fewer captions rendered"
+        images = re.findall(r'<img[^>]+src="\.\./_images/[^"]+"[^>]*>', page)
+        assert len(images) >= figures, name
+        for image in images:
+            alt = re.search(r'alt="([^"]*)"', image)
+            assert alt and len(alt.group(1).split()) >= 4, f"{name}: an image without alt text: {image[:120]}"
