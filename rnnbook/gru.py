@@ -218,6 +218,9 @@ class StackedGRUScratch(nn.Module):
     probability ``dropout`` is applied to the output of every layer but the last, as in
     ``nn.GRU``. Time-major only: transpose batch-first tensors yourself.
     ``forward(inputs (T, B, I), h_0 (L*D, B, H) or None) -> (output (T, B, D*H), h_n (L*D, B, H))``.
+    Checked: ``inputs`` is 3-D with ``I == input_size``, and a given initial state has
+    shape ``(L*D, B, H)`` with the ``B`` of ``inputs``; as for one layer, a batch-first
+    tensor is caught only through the state's batch size.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,

@@ -334,6 +334,8 @@ class ProjectedLSTMScratch(LSTMScratch):
     ``W_hr`` ``(P, H)``, with ``0 < P < H``, initialised like ``nn.LSTM``'s.
     ``forward(inputs (T, B, I), state (h (B, P), c (B, H)) or None)``
     ``-> (outputs (T, B, P), (h, c))``; ``outputs[t]`` is the projected ``h`` after step ``t``.
+    Checked: ``inputs`` is 3-D with ``I == input_size``, and a given state is a pair of
+    ``(B, P)`` and ``(B, H)`` tensors with the ``B`` of ``inputs``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, proj_size: int):
@@ -376,6 +378,8 @@ class StackedLSTMScratch(nn.Module):
     ``forward(inputs (T, B, I), state (h_0 (L*D, B, H_out), c_0 (L*D, B, H)) or None)``
     ``-> (output (T, B, D*H_out), (h_n (L*D, B, H_out), c_n (L*D, B, H)))``.
     Time-major only: transpose batch-first tensors yourself.
+    Checked: ``inputs`` is 3-D with ``I == input_size``, and a given state is a pair of
+    ``(L*D, B, H_out)`` and ``(L*D, B, H)`` tensors with the ``B`` of ``inputs``.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,

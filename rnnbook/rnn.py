@@ -78,6 +78,9 @@ class StackedRNNScratch(nn.Module):
     that layer and direction (D = 2 if bidirectional, else 1); its input size is I for
     the first layer and ``D * H`` above.
     ``forward(inputs (T, B, I), h_0 (L*D, B, H) or None) -> (output (T, B, D*H), h_n (L*D, B, H))``.
+    Checked: ``inputs`` is 3-D with ``I == input_size``, and a given initial state has
+    shape ``(L*D, B, H)`` with the ``B`` of ``inputs``; as for one layer, a batch-first
+    tensor is caught only through the state's batch size.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,

@@ -197,7 +197,7 @@ def test_bad_inputs_give_clear_errors():
         layer(torch.randn(5, 2, 4))
     with pytest.raises(ValueError, match=r"\(T, B, 3\)"):
         layer(torch.randn(0, 2, 3))
-    with pytest.raises(ValueError, match=r"state of shape \(2, 4\)"):
+    with pytest.raises(ValueError, match=r"state of shape \(B, H\) = \(2, 4\)"):
         layer(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))  # nn.GRU's (num_layers, B, H) layout
     with pytest.raises(ValueError, match="sizes must be positive"):
         GRUScratch(0, 4)
