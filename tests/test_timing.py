@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from rnnbook.timing import median_ratio, median_seconds
+from rnnbook.timing import median_ratio, median_seconds, ratio_at_least
 
 
 def test_median_seconds_calls_warmup_plus_repeat_times_and_measures():
@@ -31,3 +31,21 @@ def test_median_ratio_tells_slow_from_fast():
     assert median_ratio(fast, slow, repeat=3) < 0.5
     with pytest.raises(ValueError):
         median_ratio(slow, fast, repeat=0)
+
+
+def test_ratio_at_least_measures_again_only_while_below_the_bound():
+    calls = []
+
+    def slow():
+        calls.append("slow")
+        time.sleep(0.002)
+
+    def fast():
+        calls.append("fast")
+
+    assert ratio_at_least(slow, fast, 1.5, attempts=3, repeat=3) >= 1.5
+    first = len(calls)
+    assert ratio_at_least(fast, slow, 1.5, attempts=3, repeat=3) < 1.5  # a false claim stays false
+    assert len(calls) - first == 3 * 2 * (3 + 1)  # three attempts of (warm-up + 3 rounds), two functions each
+    with pytest.raises(ValueError, match="attempts"):
+        ratio_at_least(fast, slow, 1.0, attempts=0)
