@@ -16,7 +16,7 @@ book's contract (``CONTRIBUTING.md``) is that what nbval compares holds everywhe
   right-aligned column may gain or lose a digit); each number must satisfy
   ``|test - reference| <= atol + rtol * |reference|``. Cells without the key are
   compared exactly, as strict nbval does;
-* CI validates under a *foreign* CPU configuration (:data:`FOREIGN_CPU_CONFIG`), so
+* CI validates under a *foreign* CPU configuration (:func:`foreign_cpu_config`), so
   an output that depends on the CPU fails in CI before it fails for a reader.
 
 This module is also the pytest plugin that teaches nbval the tolerance (loaded with
@@ -39,16 +39,34 @@ TOLERANCE_KEY = "nbval-tolerance"
 #: Keys a tolerance may hold; ``reason`` (what varies between CPUs) is required.
 TOLERANCE_FIELDS = {"rtol", "atol", "reason"}
 
-#: The CPU configuration that ``make test`` validates under. Each variable selects a
-#: code path that no machine runs by default: PyTorch's own kernels without explicit
-#: vector instructions, MKL's conditional-numerical-reproducibility branch for any
-#: x86 CPU, and oneDNN limited to SSE4.1. The committed outputs are produced natively,
-#: so every CI run compares two different sets of kernels.
-FOREIGN_CPU_CONFIG = {
-    "ATEN_CPU_CAPABILITY": "default",
-    "MKL_CBWR": "COMPATIBLE",
-    "ONEDNN_MAX_CPU_ISA": "SSE41",
-}
+#: The environment variables that select CPU kernels: PyTorch's own vectorised kernels,
+#: MKL's code branch (matrix products), and oneDNN's instruction set (nn.LSTM on x86).
+CPU_CONFIG_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA")
+#: oneDNN's instruction-set limit one level below each native ATen capability.
+ONEDNN_BELOW = {"AVX512": "AVX2", "AVX512_VNNI": "AVX2", "AVX2": "SSE41"}
+X86 = {"x86_64", "amd64", "AMD64", "i386", "i686"}
+
+
+def foreign_cpu_config(native: str | None = None, machine: str | None = None) -> dict:
+    """The CPU configuration that ``make test`` validates under, for this machine.
+
+    Each variable selects a code path the machine does not run by default: PyTorch's
+    kernels without explicit vector instructions (``ATEN_CPU_CAPABILITY=default``),
+    MKL's conditional-numerical-reproducibility branch for any x86 CPU
+    (``MKL_CBWR=COMPATIBLE``), and oneDNN limited to one instruction set below the
+    machine's (AVX2 on an AVX-512 CPU, SSE4.1 otherwise). The committed outputs are
+    produced natively, so every CI run compares two different sets of kernels. On a
+    CPU that is not x86, only PyTorch's own kernels are switched. ``native`` is the
+    ATen capability (asked of a fresh interpreter when None), ``machine`` what
+    ``platform.machine()`` reports.
+    """
+    machine = platform.machine() if machine is None else machine
+    if machine not in X86:
+        return {"ATEN_CPU_CAPABILITY": "default"}
+    native = native_capability() if native is None else native
+    return {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE",
+            "ONEDNN_MAX_CPU_ISA": ONEDNN_BELOW.get(native, "SSE41")}
+
 
 #: A number as printed by Python: optional sign, digits with an optional fraction, or a
 #: fraction alone, optional exponent. It must not continue a word (``float32``, ``l0``,
@@ -204,7 +222,7 @@ def native_capability() -> str:
     Asked in a fresh interpreter without the configuration variables, because the
     capability is fixed when torch is imported.
     """
-    environment = {key: value for key, value in os.environ.items() if key not in FOREIGN_CPU_CONFIG}
+    environment = {key: value for key, value in os.environ.items() if key not in CPU_CONFIG_VARIABLES}
     result = subprocess.run(
         [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
         env=environment, capture_output=True, text=True, timeout=120, check=True)
@@ -213,17 +231,18 @@ def native_capability() -> str:
 
 def active_overrides() -> dict:
     """The CPU-configuration variables set in this process's environment."""
-    return {key: os.environ[key] for key in FOREIGN_CPU_CONFIG if key in os.environ}
+    return {key: os.environ[key] for key in CPU_CONFIG_VARIABLES if key in os.environ}
 
 
 def describe_configuration() -> str:
     """One line: the CPU, its native ATen capability, and the overrides in effect."""
     overrides = active_overrides()
-    line = f"CPU {cpu_model()}, {platform.machine()}; native ATen capability {native_capability()}"
+    native = native_capability()
+    line = f"CPU {cpu_model()}, {platform.machine()}; native ATen capability {native}"
     if not overrides:
         return line + "; native kernels (no overrides)"
     words = " ".join(f"{key}={value}" for key, value in overrides.items())
-    kind = "the foreign configuration" if overrides == FOREIGN_CPU_CONFIG else "overrides"
+    kind = "the foreign configuration" if overrides == foreign_cpu_config(native) else "overrides"
     return f"{line}; running under {kind}: {words}"
 
 
@@ -312,7 +331,7 @@ def main(argv=None) -> int:
                              "describe: say which configuration is in effect")
     args = parser.parse_args(argv)
     if args.command == "foreign-env":
-        print(" ".join(f"{key}={value}" for key, value in FOREIGN_CPU_CONFIG.items()))
+        print(" ".join(f"{key}={value}" for key, value in foreign_cpu_config().items()))
     else:
         print(describe_configuration())
     return 0

@@ -8,8 +8,9 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from rnnbook.portability import (FOREIGN_CPU_CONFIG, TOLERANCE_KEY, Tolerance, cell_tolerance,
-                                 comparable_texts, compare_text, deviation, split_numbers)
+from rnnbook.portability import (CPU_CONFIG_VARIABLES, TOLERANCE_KEY, Tolerance, cell_tolerance,
+                                 comparable_texts, compare_text, deviation, foreign_cpu_config,
+                                 native_capability, split_numbers)
 
 
 def test_numbers_are_split_from_the_words_around_them():
@@ -76,20 +77,26 @@ def test_comparable_texts_merge_streams_and_skip_images():
     assert comparable_texts(outputs) == [("stdout", "a 1\nb 2\n"), ("text/plain", "<Figure>")]
 
 
-def test_the_foreign_configuration_names_known_variables():
-    assert set(FOREIGN_CPU_CONFIG) == {"ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA"}
+def test_the_foreign_configuration_steps_below_the_native_one():
+    assert foreign_cpu_config("AVX512", "x86_64") == {
+        "ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    assert foreign_cpu_config("AVX2", "x86_64")["ONEDNN_MAX_CPU_ISA"] == "SSE41"
+    assert foreign_cpu_config("DEFAULT", "x86_64")["ONEDNN_MAX_CPU_ISA"] == "SSE41"
+    assert foreign_cpu_config("DEFAULT", "arm64") == {"ATEN_CPU_CAPABILITY": "default"}
+    assert set(foreign_cpu_config()) <= set(CPU_CONFIG_VARIABLES)
     words = subprocess.run([sys.executable, "-m", "rnnbook.portability", "foreign-env"],
                            capture_output=True, text=True, check=True).stdout.split()
-    assert dict(word.split("=") for word in words) == FOREIGN_CPU_CONFIG
+    assert dict(word.split("=") for word in words) == foreign_cpu_config()
 
 
 def test_the_foreign_configuration_changes_what_torch_runs():
     """The overrides take effect: ATen reports the capability they ask for."""
     probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
-    environment = {**os.environ, **FOREIGN_CPU_CONFIG}
+    environment = {**os.environ, **foreign_cpu_config()}
     foreign = subprocess.run([sys.executable, "-c", probe], env=environment,
                              capture_output=True, text=True, check=True).stdout.strip()
     assert foreign == "DEFAULT"
+    assert native_capability() != "DEFAULT", "this machine's native kernels are the foreign ones: nothing differs"
 
 
 # --- the plugin, end to end: strict nbval on a tiny notebook ------------------------

@@ -10,7 +10,7 @@ book's per-chapter budget is checked.
     python tools/execute_notebooks.py --jobs 2               # two at a time, as CI does
 
 ``--cpu-config foreign`` runs the kernels under the foreign CPU configuration that
-``make test`` validates with (``rnnbook.portability.FOREIGN_CPU_CONFIG``);
+``make test`` validates with (``rnnbook.portability.foreign_cpu_config()``);
 ``--cpu-config NAME=VALUE,...`` under any other. ``--compare`` writes nothing: it
 reports, cell by cell, how the fresh outputs differ from the committed ones, the
 tolerance each differing cell would need, and whether the tolerance it declares
@@ -29,8 +29,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from rnnbook.portability import (FOREIGN_CPU_CONFIG, cell_tolerance, compare_text, comparable_texts,
-                                 deviation)
+from rnnbook.portability import (CPU_CONFIG_VARIABLES, cell_tolerance, compare_text, comparable_texts,
+                                 deviation, foreign_cpu_config)
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 CELL_TIMEOUT_S = 600
@@ -42,7 +42,7 @@ def parse_cpu_config(text: str) -> dict:
     if text == "native":
         return {}
     if text == "foreign":
-        return dict(FOREIGN_CPU_CONFIG)
+        return foreign_cpu_config()
     pairs = [item.split("=", 1) for item in text.split(",") if item]
     if not pairs or any(len(pair) != 2 or not pair[0] for pair in pairs):
         raise argparse.ArgumentTypeError(f"expected native, foreign or NAME=VALUE[,NAME=VALUE], got {text!r}")
@@ -54,9 +54,9 @@ def execute(path: Path, cpu_config: dict) -> tuple[nbformat.NotebookNode, float]
 
     Returns the executed notebook and the seconds it took. The configuration's
     variables are set in this process's environment, which the kernel inherits;
-    the other variables of ``FOREIGN_CPU_CONFIG`` are removed.
+    the other variables of ``CPU_CONFIG_VARIABLES`` are removed.
     """
-    for key in FOREIGN_CPU_CONFIG:
+    for key in CPU_CONFIG_VARIABLES:
         os.environ.pop(key, None)
     os.environ.update(cpu_config)
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
