@@ -275,7 +275,7 @@ def boundary_windows(corpus, ends, positions, before: int, after: int):
     return corpus[positions[None, :] + offsets[:, None]], ends[positions].long()
 
 
-class SequenceClassifier(nn.Module):
+class SnippetClassifier(nn.Module):
     """Classify token sequences with the embedding and recurrent layers of a :class:`CharRNN`.
 
     A new ``nn.Linear(H, num_classes)`` reads the encoder's output at the last step; the
@@ -294,7 +294,7 @@ class SequenceClassifier(nn.Module):
         return self.classifier(outputs[-1])
 
 
-def train_classifier(model, inputs, labels, *, steps: int, lr: float, batch_size: int = 32,
+def train_snippet_classifier(model, inputs, labels, *, steps: int, lr: float, batch_size: int = 32,
                      seed: int = 0, batch_dim: int = 1) -> list:
     """Fit ``model`` (``inputs`` -> logits ``(B, C)``) to ``labels`` ``(N,)`` with AdamW.
 

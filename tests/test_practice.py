@@ -9,9 +9,9 @@ from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from rnnbook.language import preprocess
-from rnnbook.practice import (CharRNN, Recipe, SequenceClassifier, boundary_windows, classification_accuracy,
+from rnnbook.practice import (CharRNN, Recipe, SnippetClassifier, boundary_windows, classification_accuracy,
                               learning_rate_factor, sentence_ends, train_char_model,
-                              train_classifier, windowed_perplexity)
+                              train_snippet_classifier, windowed_perplexity)
 from rnnbook.training import evaluate_perplexity
 
 V = 7
@@ -293,16 +293,16 @@ def test_sequence_classifier_learns_a_task_the_last_state_can_solve():
     generator = torch.Generator().manual_seed(0)
     tokens = torch.randint(V, (6, 200), generator=generator)
     labels = (tokens[-1] < 3).long()  # depends on the last token only
-    model = SequenceClassifier(CharRNN(V, 16, embedding_size=4), 2)
+    model = SnippetClassifier(CharRNN(V, 16, embedding_size=4), 2)
     assert model(tokens).shape == (200, 2)
     before = classification_accuracy(model, tokens, labels)
-    losses = train_classifier(model, tokens, labels, steps=150, lr=1e-2, seed=0)
+    losses = train_snippet_classifier(model, tokens, labels, steps=150, lr=1e-2, seed=0)
     assert len(losses) == 150 and losses[-1] < losses[0]
     assert classification_accuracy(model, tokens, labels) > max(0.95, before)
     with pytest.raises(ValueError, match="labels"):
-        train_classifier(model, tokens, labels[:10], steps=1, lr=1e-2)
+        train_snippet_classifier(model, tokens, labels[:10], steps=1, lr=1e-2)
     with pytest.raises(ValueError, match="2 classes"):
-        SequenceClassifier(CharRNN(V, 4), 1)
+        SnippetClassifier(CharRNN(V, 4), 1)
 
 
 def test_train_classifier_on_features_along_dimension_zero():
@@ -310,5 +310,5 @@ def test_train_classifier_on_features_along_dimension_zero():
     features = torch.randn(100, 3)
     labels = (features[:, 0] > 0).long()
     probe = nn.Linear(3, 2)
-    train_classifier(probe, features, labels, steps=200, lr=5e-2, seed=0, batch_dim=0)
+    train_snippet_classifier(probe, features, labels, steps=200, lr=5e-2, seed=0, batch_dim=0)
     assert classification_accuracy(probe, features, labels) > 0.9
