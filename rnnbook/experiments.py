@@ -118,6 +118,9 @@ class RecurrentReadout(nn.Module):
         return self.head(outputs[-self.num_outputs:])
 
 
+from rnnbook.gradients import set_gate_bias
+
+
 def train_on_task(model: nn.Module, make_batch, loss_fn, test_data, *, steps: int, lr: float = 1e-2,
                   clip: float = 1.0, seed: int = 0, eval_every: int = 25, stop_below: float | None = None) -> dict:
     """Train ``model`` with Adam on freshly drawn synthetic batches; return its history.
@@ -180,7 +183,6 @@ def steps_to_threshold(history: dict, threshold: float):
     return next((step for step, loss in zip(history["step"], history["test_loss"]) if loss < threshold), None)
 
 
-@torch.no_grad()
 def set_update_bias(gru: nn.GRU, value: float) -> nn.GRU:
     """Make the total update-gate bias of every layer and direction of ``gru`` equal ``value``.
 
@@ -193,10 +195,4 @@ def set_update_bias(gru: nn.GRU, value: float) -> nn.GRU:
         raise ValueError(f"set_update_bias expects an nn.GRU, got {type(gru).__name__}")
     if not gru.bias:
         raise ValueError("this nn.GRU was built with bias=False, so it has no update-gate bias to set")
-    H = gru.hidden_size
-    for name, parameter in gru.named_parameters():
-        if name.startswith("bias_ih"):
-            parameter[H:2 * H] = value
-        elif name.startswith("bias_hh"):
-            parameter[H:2 * H] = 0.0
-    return gru
+    return set_gate_bias(gru, 1, value)  # z is block 1 of (r, z, n); chapter 4's helper

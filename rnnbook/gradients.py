@@ -48,6 +48,25 @@ def input_gradient_norms(recurrent: nn.Module, inputs: torch.Tensor, reduction: 
 
 
 @torch.no_grad()
+def set_gate_bias(module: nn.Module, chunk: int, value: float) -> nn.Module:
+    """Make the total bias of gate block ``chunk`` equal ``value`` in every layer and direction.
+
+    ``module`` is an ``nn.LSTM`` (blocks i, f, g, o) or ``nn.GRU`` (r, z, n); each
+    ``bias_ih_l{k}`` and ``bias_hh_l{k}`` holds the blocks in rows of size ``H`` and the
+    gate adds the two, so the block of ``bias_ih`` is set to ``value`` and that of
+    ``bias_hh`` to 0. Modifies ``module`` in place and returns it.
+    """
+    H = module.hidden_size
+    rows = slice(chunk * H, (chunk + 1) * H)
+    for name, parameter in module.named_parameters():
+        if name.startswith("bias_ih"):
+            parameter[rows] = value
+        elif name.startswith("bias_hh"):
+            parameter[rows] = 0.0
+    return module
+
+
+@torch.no_grad()
 def set_forget_bias(lstm: nn.LSTM, value: float) -> nn.LSTM:
     """Make the total forget-gate bias of every layer and direction of ``lstm`` equal ``value``.
 
@@ -60,10 +79,4 @@ def set_forget_bias(lstm: nn.LSTM, value: float) -> nn.LSTM:
         raise ValueError(f"set_forget_bias expects an nn.LSTM, got {type(lstm).__name__}")
     if not lstm.bias:
         raise ValueError("this nn.LSTM was built with bias=False, so it has no forget-gate bias to set")
-    H = lstm.hidden_size
-    for name, parameter in lstm.named_parameters():
-        if name.startswith("bias_ih"):
-            parameter[H:2 * H] = value
-        elif name.startswith("bias_hh"):
-            parameter[H:2 * H] = 0.0
-    return lstm
+    return set_gate_bias(lstm, 1, value)  # f is block 1 of (i, f, g, o)

@@ -196,3 +196,14 @@ def test_set_forget_bias_changes_the_forget_gate_value():
 def test_set_forget_bias_rejects_what_it_cannot_set(module, message):
     with pytest.raises(ValueError, match=message):
         set_forget_bias(module, 1.0)
+
+
+def test_set_gate_bias_sets_one_block_of_every_layer_and_direction():
+    from rnnbook.gradients import set_gate_bias
+
+    lstm = set_gate_bias(nn.LSTM(3, 4, num_layers=2, bidirectional=True), 3, -2.0)  # the o block
+    for suffix in ("_l0", "_l0_reverse", "_l1", "_l1_reverse"):
+        ih, hh = getattr(lstm, f"bias_ih{suffix}"), getattr(lstm, f"bias_hh{suffix}")
+        assert torch.equal((ih + hh)[12:16], torch.full((4,), -2.0)) and torch.equal(hh[12:16], torch.zeros(4))
+    after = set_gate_bias(nn.GRU(3, 4), 2, 0.5)  # the n block
+    assert torch.equal((after.bias_ih_l0 + after.bias_hh_l0)[8:12], torch.full((4,), 0.5))
