@@ -15,7 +15,7 @@ CPU_CONFIG ?= foreign
 CPU_ENV = $(if $(filter native,$(CPU_CONFIG)),,$$($(PY) -m rnnbook.portability foreign-env))
 
 .DEFAULT_GOAL := help
-.PHONY: help env data book test execute compare export lab student clean
+.PHONY: help env env-cpu data book browser test execute compare export lab student check-install check-lock clean
 
 help:
 	@echo "make book     build the HTML book into _build/html (Sphinx warnings are errors)"
@@ -25,6 +25,9 @@ help:
 	@echo "make export   regenerate rnnbook/ modules from the cells marked for export"
 	@echo "make lab      open JupyterLab on the notebooks"
 	@echo "make student  notebooks without exercise solutions, in _build/student"
+	@echo "make env-cpu  the environment with PyTorch's CPU-only build (Linux laptops: no CUDA libraries)"
+	@echo "make check-install  a fresh Colab-like venv installs the package as the launch cell does, runs chapter 1"
+	@echo "make check-lock     ask pip whether requirements.txt has wheels for Linux, macOS and Windows"
 	@echo "make clean    remove build outputs (keeps .venv and data)"
 
 # The environment: a complete, pinned lock installed without dependency resolution.
@@ -36,6 +39,19 @@ $(STAMP): requirements.txt pyproject.toml
 
 env: $(STAMP)
 
+# Linux without an NVIDIA GPU: PyTorch's CPU build (same versions, from PyTorch's CPU
+# index) and the rest of the lock without the CUDA libraries, which requirements.txt
+# marks `platform_system == "Linux"` (how_to_use.md). Later targets reuse this .venv.
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_PINS = $$(grep -E '^(torch|torchvision)==' requirements.txt)
+env-cpu:
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH_PINS)
+	grep -v 'platform_system == "Linux"' requirements.txt > $(VENV)/requirements-cpu.txt
+	$(PY) -m pip install --quiet --no-deps -r $(VENV)/requirements-cpu.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
 # The corpus: found in data/, verified by SHA-1, downloaded only when missing.
 data: $(STAMP)
 	@$(PY) -c "from rnnbook.data import fetch_time_machine as f; print('corpus:', f())"
@@ -43,7 +59,15 @@ data: $(STAMP)
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --warningiserror --keep-going
 
-test: book data
+# The browser test (tests/test_browser.py) drives Debian's Chromium; install it where
+# missing (CI runs as root). Elsewhere, install Chromium yourself or the test is skipped.
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "no Chromium: tests/test_browser.py will be skipped (install the chromium package)"; fi
+
+test: book data browser
 	env $(CPU_ENV) $(PY) -m pytest tests notebooks $(NBVAL) -n $(JOBS) --dist loadfile -q
 
 execute: $(STAMP) data
@@ -60,6 +84,13 @@ lab: $(STAMP) data
 
 student: $(STAMP)
 	$(PY) tools/student_notebooks.py _build/student
+
+# Not part of `make test`: it installs PyTorch (several GB) into a fresh venv; see tools/check_install.py.
+check-install: $(STAMP) data
+	$(PY) tools/check_install.py
+
+check-lock: $(STAMP)
+	$(PY) tools/check_lock.py
 
 clean:
 	rm -rf _build
