@@ -19,7 +19,11 @@ def chapter_pages():
 
 def test_every_chapter_is_rendered_with_math_code_outputs_and_figures(chapter_pages):
     for name, page in chapter_pages.items():
-        assert 'class="math' in page and "mathjax" in page.lower(), f"{name}: no math"
+        assert 'class="math' in page, f"{name}: no math"
+        # MathJax ships with the book (sphinx-mathjax-offline), so equations render offline;
+        # tests/test_browser.py checks that they are typeset with the network blocked.
+        assert '<script defer="defer" src="../_static/mathjax/tex-chtml.js' in page, f"{name}: MathJax not local"
+        assert not re.search(r'<script[^>]+src="(https?:)?//', page), f"{name}: a script from the network"
         assert 'class="cell_output' in page, f"{name}: no outputs"
         assert re.search(r'<img[^>]+src="\.\./_images/[^"]+\.png"', page), f"{name}: no figure"
         assert "highlight-ipython3" in page, f"{name}: no highlighted code"
@@ -43,9 +47,23 @@ def test_chapters_are_numbered_and_front_matter_exists(chapter_pages):
     for name, page in chapter_pages.items():
         number = int(name[:2])
         assert f'<span class="section-number">{number}.1. </span>' in page, f"{name}: not numbered"
-    for page in ("book/intro", "book/how_to_use", "book/notation", "book/glossary", "book/references"):
+    for page in ("book/intro", "book/how_to_use", "book/notation", "book/glossary", "book/references",
+                 "book/course"):
         assert (HTML / f"{page}.html").is_file(), page
     assert "Shannon" in (HTML / "book/references.html").read_text()
+    assert (HTML / "_static/mathjax/tex-chtml.js").is_file()
+
+
+def test_the_course_page_links_every_exercise_it_names():
+    """book/course.md names exercises by label; each must resolve to a chapter's exercise."""
+    course = (HTML / "book/course.html").read_text()
+    source = (ROOT / "book/course.md").read_text()
+    labels = re.findall(r"\{ref\}`(ch\d\d-ex-[a-z-]+)`", source)
+    assert len(labels) >= 20
+    for label in set(labels):
+        chapter = next(entry for entry in toc_files() if entry.startswith(f"notebooks/{label[2:4]}_"))
+        assert f'href="../{chapter}.html#{label}"' in course, f"course page: {label} does not link to {chapter}"
+    assert "Handing out notebooks without solutions" in course and "ten-week" in course.lower()
 
 
 def test_every_figure_renders_with_its_caption_and_alt_text(chapter_pages):

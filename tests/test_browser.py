@@ -1,0 +1,194 @@
+"""The built book in a real browser, offline: what a reader who opens `_build/html` sees.
+
+Headless Chromium (Debian's package; `make test` installs it where missing) opens every
+page of the table of contents from `file://`, with every request that is not a local
+file refused and recorded, and fails when
+
+* a page asks the network for anything (its math, fonts or scripts must ship with the book),
+* an equation is left as raw LaTeX, or MathJax reports a TeX error,
+* an image does not load,
+* a chapter's first solution does not unfold when its title is clicked,
+* the browser console shows an error,
+* the search page finds nothing for "forget gate".
+
+A screenshot of chapter 6 is kept at `_build/browser/chapter06.png` for humans.
+Under CI (`CI=true`) a missing browser or driver is a failure, never a skip.
+"""
+
+import os
+import shutil
+import time
+
+import pytest
+
+from conftest import ROOT, toc_files
+
+HTML = ROOT / "_build" / "html"
+SHOTS = ROOT / "_build" / "browser"
+SCREENSHOT_PAGE = "notebooks/06_lstm_from_scratch"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+# Chromium's own background services would reach for the network on a closed machine.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PAGE_TIMEOUT_MS = 30_000
+# Known and harmless: sphinx-thebe (which Jupyter Book 1 always loads) writes its inline
+# configuration script twice on every page, so the browser refuses the second copy.
+# The launch buttons do not use thebe.
+KNOWN_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+# Sphinx's search page fetches each hit's page to show a snippet under it; Chromium
+# forbids a file:// page to read other files, so offline the hits appear without
+# snippets and these errors are logged. Only the search page may show them.
+SEARCH_SNIPPET_ERRORS = ("Access to fetch at 'file:", "Failed to load resource: net::ERR_FAILED", "Failed to fetch")
+
+
+def unavailable(reason):
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI must run the browser test; .ci/run and `make test` install it)")
+    pytest.skip(reason)
+
+
+def chromium_path():
+    override = os.environ.get("CHROMIUM")
+    found = override or next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    if not found:
+        unavailable("no Chromium found (apt-get install chromium, or set CHROMIUM=/path/to/it)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (HTML / "index.html").is_file():
+        pytest.fail("no built book in _build/html: run `make book` (make test does)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (it is in requirements.txt: run `make env`)")
+    executable = chromium_path()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class OfflinePage:
+    """A page whose non-file requests are refused and recorded, with its console errors."""
+
+    def __init__(self, browser):
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, service_workers="block")
+        self.requested, self.errors = [], []
+        self.context.route("**/*", self._route)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(PAGE_TIMEOUT_MS)
+        self.page.on("console", lambda message: message.type == "error" and self._error(
+            f"console: {message.text}"))
+        self.page.on("pageerror", lambda error: self._error(f"script error: {error}"))
+        self.page.on("requestfailed", lambda request: request.url.startswith("file:") and self._error(
+            f"failed to load {request.url}: {request.failure}", request.url))
+
+    def _error(self, text, url=""):
+        if any(known in text for known in KNOWN_ERRORS):
+            return
+        on_search_page = self.page.url.split("?")[0].endswith("/search.html")
+        if on_search_page and (url.endswith(".html") or any(known in text for known in SEARCH_SNIPPET_ERRORS)):
+            return
+        self.errors.append(text)
+
+    def _route(self, route):
+        url = route.request.url
+        if url.startswith(("file:", "data:", "blob:", "about:")):
+            route.continue_()
+        else:
+            self.requested.append(url)
+            route.abort("internetdisconnected")
+
+    def open(self, entry, query=""):
+        self.page.goto((HTML / f"{entry}.html").as_uri() + query, wait_until="load")
+        return self.page
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def offline(browser):
+    page = OfflinePage(browser)
+    yield page
+    page.close()
+
+
+TYPESET = """async () => {
+    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return "MathJax did not load";
+    await MathJax.startup.promise;
+    const raw = [...document.querySelectorAll(".math")].filter(node => !node.querySelector("mjx-container"));
+    const errors = document.querySelectorAll("mjx-merror");
+    if (raw.length) return `${raw.length} of ${document.querySelectorAll(".math").length} equations not typeset, `
+        + `the first: ${raw[0].textContent.slice(0, 80)}`;
+    if (errors.length) return `${errors.length} TeX errors, the first: ${errors[0].textContent.slice(0, 80)}`;
+    return "";
+}"""
+
+IMAGES = """async () => {
+    const broken = [];
+    for (const image of document.images) {
+        image.loading = "eager";
+        try { await image.decode(); } catch (error) { broken.push(image.getAttribute("src")); }
+        if (!image.naturalWidth && !broken.includes(image.getAttribute("src"))) broken.push(image.getAttribute("src"));
+    }
+    return broken;
+}"""
+
+
+def check_page(offline, entry):
+    page = offline.open(entry)
+    problems = []
+    has_math = page.locator(".math").count() > 0
+    if has_math:
+        problem = page.evaluate(TYPESET)
+        if problem:
+            problems.append(problem)
+    broken = page.evaluate(IMAGES)
+    if broken:
+        problems.append(f"images that do not load: {broken}")
+    if entry.startswith("notebooks/"):
+        if not has_math:
+            problems.append("a chapter without math")
+        solution = page.locator(".solution.dropdown").first
+        body = solution.locator("#solution-content, section").first
+        if body.is_visible():
+            problems.append("the first solution is not folded")
+        solution.locator(".admonition-title").click()
+        try:
+            body.wait_for(state="visible", timeout=5_000)
+        except Exception:
+            problems.append("the first solution does not unfold when clicked")
+    return page, problems
+
+
+def test_every_page_renders_offline_with_math_images_and_solutions(offline):
+    entries = toc_files()
+    assert sum(entry.startswith("notebooks/") for entry in entries) >= 15
+    failures, started = {}, time.perf_counter()
+    for entry in entries:
+        page, problems = check_page(offline, entry)
+        if entry == SCREENSHOT_PAGE:
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.locator("div.math").first.scroll_into_view_if_needed()
+            page.screenshot(path=SHOTS / "chapter06.png")
+        problems += offline.errors
+        offline.errors.clear()
+        if problems:
+            failures[entry] = problems
+    print(f"{len(entries)} pages checked in {time.perf_counter() - started:.0f} s")
+    assert not offline.requested, f"pages asked the network for: {sorted(set(offline.requested))[:10]}"
+    assert not failures, "\n".join(f"{entry}: {problems}" for entry, problems in failures.items())
+    assert (SHOTS / "chapter06.png").stat().st_size > 10_000
+
+
+def test_search_finds_the_forget_gate_offline(offline):
+    page = offline.open("search", "?q=forget+gate")
+    results = page.locator("#search-results li")
+    results.first.wait_for(state="attached")
+    hits = results.all_inner_texts()
+    assert any("LSTM" in hit for hit in hits), f"search for 'forget gate' found {hits[:5]}"
+    assert not offline.requested, f"the search page asked the network for {offline.requested[:5]}"
+    assert not offline.errors, offline.errors
