@@ -132,3 +132,16 @@ def test_the_launch_cell_prints_nothing_in_a_kernel(tmp_path):
     NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert nb.cells[0].outputs == []
     assert nb.cells[1].outputs[0]["text"] == "rnnbook\n"
+
+
+def test_how_to_use_shows_the_launch_cell_as_it_is():
+    page = (ROOT / "book" / "how_to_use.md").read_text()
+    code = [line for line in setup_cell.SOURCE.splitlines() if not line.startswith("#")]
+    assert "\n".join(code) in page, "book/how_to_use.md quotes an outdated launch cell"
+
+
+def test_binder_installs_the_package_and_cpu_only_torch():
+    post_build = (ROOT / "binder" / "postBuild").read_text()
+    assert "download.pytorch.org/whl/cpu" in post_build
+    assert '-e ".[notebooks]"' in post_build and "-c requirements.txt" in post_build
+    assert (ROOT / "binder" / "postBuild").stat().st_mode & 0o111, "postBuild must be executable"
