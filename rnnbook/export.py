@@ -6,9 +6,15 @@ A chapter teaches a piece of code and marks its cell with a first line
 showed. ``python -m rnnbook.export`` rewrites the modules; ``--check`` only compares
 and exits with status 1 when a module and its notebooks have drifted apart (a test
 runs it).
+
+The import statements at the top level of the cells are hoisted to the top of the
+module, once each, grouped as standard library, third party and ``rnnbook``. A cell
+may import from the very module it exports into (a later chapter adding to a module
+needs the earlier chapter's names in its own kernel); those imports are dropped.
 """
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
@@ -46,6 +52,39 @@ def exported_cells(notebook: Path) -> list[tuple[str, str]]:
     return cells
 
 
+def split_imports(code: str, module: str) -> tuple[list[str], str]:
+    """``(imports, rest)``: the top-level import statements of ``code`` (each as its
+    source text, those from ``rnnbook.<module>`` itself left out) and the code without them."""
+    lines = code.split("\n")
+    imports, removed = [], set()
+    for node in ast.parse(code).body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            statement = ast.get_source_segment(code, node)
+            whole_lines = re.sub(r"\s*#[^\n]*$", "", "\n".join(lines[node.lineno - 1:node.end_lineno]))
+            if statement != whole_lines:
+                raise ValueError(f"cannot hoist an import that shares its lines with other code: {whole_lines!r}")
+            if not (isinstance(node, ast.ImportFrom) and node.module == f"rnnbook.{module}"):
+                imports.append(statement)
+            removed.update(range(node.lineno - 1, node.end_lineno))
+    rest = "\n".join(line for index, line in enumerate(lines) if index not in removed)
+    return imports, re.sub(r"\n{3,}", "\n\n\n", rest).strip("\n")
+
+
+def import_block(imports: list[str]) -> str:
+    """Unique import statements in three groups (standard library, third party,
+    ``rnnbook``), each sorted with plain ``import`` lines first, as isort would."""
+    groups: dict[int, set[str]] = {0: set(), 1: set(), 2: set()}
+    for statement in imports:
+        top = statement.split()[1].split(".")[0]
+        group = 2 if top == "rnnbook" else 0 if top in sys.stdlib_module_names or top == "__future__" else 1
+        groups[group].add(statement)
+
+    def order(statement):
+        return (statement.startswith("from"), statement.split()[1].lower(), statement)
+
+    return "\n\n".join("\n".join(sorted(group, key=order)) for group in groups.values() if group)
+
+
 def render_modules(notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, str]:
     """Module name -> full source text, built from every notebook in ``notebook_dir``."""
     pieces: dict[str, list[str]] = {}
@@ -64,7 +103,14 @@ def render_modules(notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, str]:
             f"``# export: rnnbook.{module}``. Edit the notebook, not this file.\n"
             '"""\n'
         )
-        modules[module] = header + "\n" + "\n\n\n".join(codes) + "\n"
+        imports, bodies = [], []
+        for code in codes:
+            cell_imports, body = split_imports(code, module)
+            imports += cell_imports
+            if body:
+                bodies.append(body)
+        block = import_block(imports)
+        modules[module] = header + "\n" + (block + "\n\n\n" if block else "") + "\n\n\n".join(bodies) + "\n"
     return modules
 
 

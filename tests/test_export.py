@@ -78,3 +78,35 @@ def test_check_command_reports_drift(project, capsys):
     assert "demo.py is out of date" in capsys.readouterr().out
     assert export.main(dirs) == 0
     assert export.main(["--check", *dirs]) == 0
+
+
+def test_imports_are_hoisted_grouped_and_never_from_the_module_itself(project):
+    notebooks, package = project
+    write_notebook(notebooks / "01_a.ipynb",
+                   "# export: rnnbook.demo\nimport torch\n\n\ndef f():\n    return torch.zeros(1)",
+                   "# export: rnnbook.demo\nfrom rnnbook.runtime import seed_everything  # a comment\n"
+                   "from rnnbook.demo import f  # the cell above, for this kernel\nimport math\n"
+                   "from typing import (List,\n                    Tuple)\n\n\ndef g() -> List:\n    return [f(), math.pi]")
+    export.write_modules(notebooks, package)
+    text = (package / "demo.py").read_text()
+    body = text.split('"""\n', 1)[1]
+    assert body.startswith("\nimport math\nfrom typing import (List,\n                    Tuple)\n\n"
+                           "import torch\n\nfrom rnnbook.runtime import seed_everything\n\n\ndef f():")
+    assert "rnnbook.demo" not in body and "# a comment" not in body
+    assert "\n\n\ndef g() -> List:" in body
+
+
+def test_an_import_sharing_its_line_cannot_be_hoisted(project):
+    notebooks, package = project
+    write_notebook(notebooks / "01_a.ipynb", "# export: rnnbook.demo\nimport math; X = math.pi")
+    with pytest.raises(ValueError, match="shares its lines"):
+        export.render_modules(notebooks)
+
+
+def test_generated_modules_import_only_at_the_top():
+    import ast
+
+    for name, text in export.render_modules().items():
+        body = ast.parse(text).body
+        kinds = [isinstance(node, (ast.Import, ast.ImportFrom)) for node in body[1:]]  # after the docstring
+        assert kinds == sorted(kinds, reverse=True), f"rnnbook/{name}.py has an import after other code"
