@@ -11,7 +11,9 @@ import time
 import torch
 from torch import nn
 
+from rnnbook.gradients import set_gate_bias
 from rnnbook.runtime import seed_everything
+
 
 #: Weight blocks per layer: nn.RNN has one, nn.GRU three (r, z, n), nn.LSTM four (i, f, g, o).
 GATE_BLOCKS = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -116,9 +118,6 @@ class RecurrentReadout(nn.Module):
                              f"got shape {tuple(inputs.shape)}")
         outputs, _ = self.recurrent(inputs)
         return self.head(outputs[-self.num_outputs:])
-
-
-from rnnbook.gradients import set_gate_bias
 
 
 def train_on_task(model: nn.Module, make_batch, loss_fn, test_data, *, steps: int, lr: float = 1e-2,

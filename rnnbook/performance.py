@@ -13,7 +13,8 @@ from typing import List, Tuple
 import torch
 from torch import Tensor, nn
 
-from rnnbook.lstm import lstm_step, lstm_step_per_gate, per_gate_parameters
+from rnnbook.lstm import lstm_step
+from rnnbook.lstm_notations import lstm_step_per_gate, per_gate_parameters
 from rnnbook.timing import median_seconds
 
 

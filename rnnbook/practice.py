@@ -17,6 +17,7 @@ from torch import nn
 from rnnbook.language import perplexity, preprocess
 from rnnbook.training import detach_state, evaluate_perplexity, stream_batches
 
+
 KINDS = ("RNN", "GRU", "LSTM")
 
 

@@ -1,12 +1,19 @@
-"""rnnbook.bptt (exported from chapter 3): the hand-written RNN backward pass and the
-gradient-check toolkit."""
+"""rnnbook.bptt (chapters 3, 6 and 9): one harness checks the hand-written backward passes
+of the RNN, the LSTM and the GRU against autograd through PyTorch's modules and against
+central differences; then the RNN's properties and the gradient-check toolkit."""
+
+from typing import Callable, NamedTuple
 
 import pytest
 import torch
 from torch import nn
 
-from rnnbook.bptt import (numerical_gradient, relative_error, rnn_backward, rnn_forward,
-                          rnn_step_backward, rnn_step_forward)
+from rnnbook.bptt import (gru_backward, gru_forward, gru_step_backward, gru_step_forward, lstm_backward,
+                          lstm_forward, lstm_step_backward, lstm_step_forward, numerical_gradient, relative_error,
+                          rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward)
+from rnnbook.gru import gru_step
+from rnnbook.lstm import lstm_step
+from rnnbook.rnn import rnn_step
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 NAMES = ["xs", "h0", "W_ih", "W_hh", "b_ih", "b_hh"]
@@ -34,45 +41,85 @@ def autograd_gradients(reference, xs, h0, G):
 SIZES = [(1, 1, 3, 2), (5, 1, 4, 6), (4, 3, 7, 2), (1, 2, 1, 1), (9, 4, 3, 5)]
 
 
+class Kind(NamedTuple):
+    name: str
+    module: type  # the PyTorch module autograd differentiates
+    forward: Callable  # forward(xs, *state, *weights) -> (hs, [cs,] caches)
+    backward: Callable  # backward(dhs, caches) -> (dxs, *d_state0, *d_weights)
+    step_forward: Callable
+    step_backward: Callable
+    step: Callable  # the autograd-differentiable step of rnnbook.rnn, .lstm or .gru
+    gates: int
+    state_parts: int
+
+
+KINDS = [Kind("rnn", nn.RNN, rnn_forward, rnn_backward, rnn_step_forward, rnn_step_backward, rnn_step, 1, 1),
+         Kind("lstm", nn.LSTM, lstm_forward, lstm_backward, lstm_step_forward, lstm_step_backward, lstm_step, 4, 2),
+         Kind("gru", nn.GRU, gru_forward, gru_backward, gru_step_forward, gru_step_backward, gru_step, 3, 1)]
+KIND_IDS = [kind.name for kind in KINDS]
+
+
+def kind_problem(kind, T, B, I, H, seed=0, device="cpu"):
+    """A float64 module, inputs, an initial state (a tuple of parts) and an output gradient G."""
+    torch.manual_seed(seed)
+    reference = kind.module(I, H, dtype=torch.float64).to(device)
+    xs = torch.randn(T, B, I, dtype=torch.float64, device=device)
+    state = tuple(torch.randn(B, H, dtype=torch.float64, device=device) for _ in range(kind.state_parts))
+    return reference, xs, state, torch.randn(T, B, H, dtype=torch.float64, device=device)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("T, B, I, H", SIZES)
-def test_forward_and_backward_match_nn_rnn_with_autograd(T, B, I, H, device):
-    reference, xs, h0, G = make_problem(T, B, I, H, seed=T * 1000 + B * 100 + I * 10 + H, device=device)
-    hs_torch, expected = autograd_gradients(reference, xs, h0, G)
-    hs, caches = rnn_forward(xs, h0, *(p.detach() for p in reference.parameters()))
-    assert hs.shape == (T, B, H) and len(caches) == T
-    torch.testing.assert_close(hs, hs_torch)
-    grads = rnn_backward(G, caches)
-    for name, ours, theirs in zip(NAMES, grads, expected):
-        assert ours.shape == theirs.shape, name
-        torch.testing.assert_close(ours, theirs, msg=lambda m: f"{name}: {m}")
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_forward_and_backward_match_the_pytorch_module_with_autograd(kind, T, B, I, H, device):
+    reference, xs, state, G = kind_problem(kind, T, B, I, H, seed=T * 1000 + B * 100 + I * 10 + H, device=device)
+    leaves = [tensor.clone().requires_grad_() for tensor in (xs, *state)]
+    module_state = tuple(part[None] for part in leaves[1:])
+    hs_torch, _ = reference(leaves[0], module_state if len(module_state) > 1 else module_state[0])
+    (hs_torch * G).sum().backward()
+    expected = [leaf.grad for leaf in leaves] + [p.grad for p in reference.parameters()]
+    *states, caches = kind.forward(xs, *state, *(p.detach() for p in reference.parameters()))
+    assert len(states) == kind.state_parts and all(s.shape == (T, B, H) for s in states) and len(caches) == T
+    torch.testing.assert_close(states[0], hs_torch.detach())
+    grads = kind.backward(G, caches)
+    assert len(grads) == len(expected)
+    for index, (ours, theirs) in enumerate(zip(grads, expected)):
+        assert ours.shape == theirs.shape, index
+        assert relative_error(ours, theirs) < 1e-12, index
 
 
-def test_step_functions_match_autograd():
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_step_backward_equals_autograd_of_the_step(kind):
     torch.manual_seed(1)
-    B, I, H = 3, 4, 2
+    B, I, H, G = 3, 4, 2, kind.gates
     tensors = [torch.randn(*shape, dtype=torch.float64, requires_grad=True)
-               for shape in [(B, I), (B, H), (H, I), (H, H), (H,), (H,)]]
-    h, cache = rnn_step_forward(*tensors)
-    x, h_prev, W_ih, W_hh, b_ih, b_hh = tensors
-    torch.testing.assert_close(h, torch.tanh(x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh))
-    dh = torch.randn(B, H, dtype=torch.float64)
-    (h * dh).sum().backward()
-    for ours, tensor in zip(rnn_step_backward(dh, cache), tensors):
-        torch.testing.assert_close(ours, tensor.grad)
+               for shape in [(B, I)] + [(B, H)] * kind.state_parts + [(G * H, I), (G * H, H), (G * H,), (G * H,)]]
+    x, state, weights = tensors[0], tensors[1:1 + kind.state_parts], tensors[1 + kind.state_parts:]
+    expected = kind.step(x, tuple(state) if kind.state_parts > 1 else state[0], *weights)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    *new_state, cache = kind.step_forward(*(t.detach() for t in tensors))
+    upstream = [torch.randn(B, H, dtype=torch.float64) for _ in range(kind.state_parts)]  # into h (and c)
+    sum(((part * d).sum() for part, d in zip(expected, upstream)), torch.zeros(())).backward()
+    for ours, theirs in zip(new_state, expected):
+        torch.testing.assert_close(ours, theirs.detach())
+    grads = kind.step_backward(*upstream, cache)
+    assert len(grads) == len(tensors)
+    for ours, tensor in zip(grads, tensors):
+        assert relative_error(ours, tensor.grad) < 1e-12
 
 
-def test_backward_matches_central_differences():
-    reference, xs, h0, G = make_problem(3, 2, 3, 4, seed=7)
-    inputs = [xs, h0, *(p.detach().clone() for p in reference.parameters())]
-    _, caches = rnn_forward(*inputs)
-    grads = rnn_backward(G, caches)
+@pytest.mark.parametrize("kind", KINDS, ids=KIND_IDS)
+def test_backward_matches_central_differences(kind):
+    reference, xs, state, G = kind_problem(kind, 3, 2, 3, 4, seed=7)
+    inputs = [xs, *state, *(p.detach().clone() for p in reference.parameters())]
+    grads = kind.backward(G, kind.forward(*inputs)[-1])
 
     def loss():
-        return (rnn_forward(*inputs)[0] * G).sum()
+        return (kind.forward(*inputs)[0] * G).sum()
 
-    for name, tensor, grad in zip(NAMES, inputs, grads):
-        assert relative_error(grad, numerical_gradient(loss, tensor)) < 1e-7, name
+    for index, (tensor, grad) in enumerate(zip(inputs, grads)):
+        assert relative_error(grad, numerical_gradient(loss, tensor)) < 1e-7, index
+
 
 
 def test_a_wrong_backward_is_caught():

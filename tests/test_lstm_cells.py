@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from rnnbook.lstm import cells_from_lstm, run_cells
+from rnnbook.lstm_cells import cells_from_lstm, run_cells
 
 # (input_size, hidden_size, num_layers, T, B): degenerate sizes included on purpose
 CONFIGURATIONS = [

@@ -70,10 +70,14 @@ def test_notebook_was_executed_top_to_bottom_in_one_run(notebook):
         f"{path.name}: execution counts {counts} are not 1..n; re-run with `make execute`")
 
 
-def test_first_code_cell_is_the_standard_setup(notebook):
+def test_first_code_cell_after_the_launch_cell_is_the_standard_setup(notebook):
+    """The launch cell (tools/setup_cell.py, checked in test_launch.py) comes first;
+    the chapter's own code starts with the standard setup."""
     path, nb = notebook
-    assert code_cells(nb)[0].source.strip() == SETUP_CALL, (
-        f"{path.name}: the first code cell must be exactly:\n{SETUP_CALL}")
+    own = [cell for cell in code_cells(nb) if not cell.metadata.get("rnnbook-launch-cell")]
+    assert len(own) == len(code_cells(nb)) - 1, f"{path.name}: expected exactly one launch cell"
+    assert own[0].source.strip() == SETUP_CALL, (
+        f"{path.name}: the first code cell after the launch cell must be exactly:\n{SETUP_CALL}")
 
 
 def _must_display(source: str) -> bool:
