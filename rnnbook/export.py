@@ -17,6 +17,7 @@ import argparse
 import ast
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
@@ -72,9 +73,21 @@ def split_imports(code: str, module: str) -> tuple[list[str], str]:
 
 def import_block(imports: list[str]) -> str:
     """Unique import statements in three groups (standard library, third party,
-    ``rnnbook``), each sorted with plain ``import`` lines first, as isort would."""
-    groups: dict[int, set[str]] = {0: set(), 1: set(), 2: set()}
+    ``rnnbook``), each sorted with plain ``import`` lines first, as isort would.
+    Several ``from M import ...`` statements for one module become one statement,
+    its names in the order they first appear."""
+    merged: dict[str, dict] = {}  # module -> the names it gives, in first-seen order
+    plain: set[str] = set()
     for statement in imports:
+        node = ast.parse(statement).body[0]
+        if isinstance(node, ast.ImportFrom):
+            merged.setdefault(node.module, {}).update(
+                dict.fromkeys(alias.name + (f" as {alias.asname}" if alias.asname else "") for alias in node.names))
+        else:
+            plain.add(statement)
+    statements = plain | {render_from_import(module, list(names)) for module, names in merged.items()}
+    groups: dict[int, set[str]] = {0: set(), 1: set(), 2: set()}
+    for statement in statements:
         top = statement.split()[1].split(".")[0]
         group = 2 if top == "rnnbook" else 0 if top in sys.stdlib_module_names or top == "__future__" else 1
         groups[group].add(statement)
@@ -83,6 +96,13 @@ def import_block(imports: list[str]) -> str:
         return (statement.startswith("from"), statement.split()[1].lower(), statement)
 
     return "\n\n".join("\n".join(sorted(group, key=order)) for group in groups.values() if group)
+
+
+def render_from_import(module: str, names: list[str], width: int = 120) -> str:
+    """``from module import a, b``, wrapped in parentheses when longer than ``width``."""
+    line, prefix = f"from {module} import {', '.join(names)}", f"from {module} import ("
+    return line if len(line) <= width else textwrap.fill(
+        ", ".join(names) + ")", width, initial_indent=prefix, subsequent_indent=" " * len(prefix))
 
 
 def render_modules(notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, str]:

@@ -90,7 +90,7 @@ def test_imports_are_hoisted_grouped_and_never_from_the_module_itself(project):
     export.write_modules(notebooks, package)
     text = (package / "demo.py").read_text()
     body = text.split('"""\n', 1)[1]
-    assert body.startswith("\nimport math\nfrom typing import (List,\n                    Tuple)\n\n"
+    assert body.startswith("\nimport math\nfrom typing import List, Tuple\n\n"
                            "import torch\n\nfrom rnnbook.runtime import seed_everything\n\n\ndef f():")
     assert "rnnbook.demo" not in body and "# a comment" not in body
     assert "\n\n\ndef g() -> List:" in body
@@ -110,3 +110,17 @@ def test_generated_modules_import_only_at_the_top():
         body = ast.parse(text).body
         kinds = [isinstance(node, (ast.Import, ast.ImportFrom)) for node in body[1:]]  # after the docstring
         assert kinds == sorted(kinds, reverse=True), f"rnnbook/{name}.py has an import after other code"
+
+
+def test_from_imports_of_one_module_merge_into_one_statement(project):
+    notebooks, package = project
+    write_notebook(notebooks / "01_a.ipynb", "# export: rnnbook.demo\nfrom torch import nn\n\nA = nn",
+                   "# export: rnnbook.demo\nfrom torch import Tensor, nn\nfrom torch import nn as neural\n\nB = Tensor")
+    export.write_modules(notebooks, package)
+    text = (package / "demo.py").read_text()
+    assert "\nfrom torch import nn, Tensor, nn as neural\n" in text and text.count("from torch import") == 1
+    long_names = [f"name_{index:02d}" for index in range(20)]
+    wrapped = export.render_from_import("rnnbook.training", long_names)
+    assert all(len(line) <= 120 for line in wrapped.splitlines()) and len(wrapped.splitlines()) > 1
+    assert wrapped.replace("\n", " ").replace("(", "").replace(")", "").split() == \
+        ["from", "rnnbook.training", "import", *[f"{name}," for name in long_names[:-1]], long_names[-1]]
