@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnbook.sequences import check_lengths
+from rnnbook.training import clipped_update
 
 
 def load_sunspots():
@@ -97,10 +98,7 @@ def train_forecaster(model: nn.Module, inputs: torch.Tensor, targets: torch.Tens
     for step in range(1, steps + 1):
         chosen = torch.randint(len(inputs), (batch_size,), generator=generator)
         loss = F.mse_loss(model(inputs[chosen].to(device)), targets[chosen].to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
+        clipped_update(model, optimizer, loss, clip)
         if evaluate is not None and step % evaluate_every == 0:
             model.eval()
             with torch.no_grad():
@@ -276,10 +274,7 @@ def train_translator(model: DateTranslator, make_batch, *, steps: int, lr: float
         sources, targets = sources.to(device), targets.to(device)
         logits = model(sources, lengths, targets)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
+        clipped_update(model, optimizer, loss, clip)
         running, count = running + loss.item(), count + 1
         if step % evaluate_every == 0 or step == steps:
             history["step"].append(step)

@@ -281,8 +281,8 @@ def lstm_backward(dhs, caches):
     dc0, dW_ih, dW_hh, db_ih, db_hh)`` with the shapes of ``xs`` (T, B, I), ``h0``,
     ``c0`` (B, H) and the four parameters, summed over time and batch.
     """
-    return backward_through_time(lstm_step_backward, dhs, caches, state_shape=lambda cache: cache.i.shape,
-                                 num_state_parts=2)
+    return backward_through_time(lstm_step_backward, dhs, caches, num_state_parts=2,
+                                 state_shape=lambda cache: cache.i.shape)
 
 
 class GRUStepCache(NamedTuple):
@@ -371,4 +371,5 @@ def gru_backward(dhs, caches):
     db_ih, db_hh)`` with the shapes of ``xs`` (T, B, I), ``h0`` (B, H) and the four
     parameters; parameter gradients are summed over time and batch.
     """
-    return backward_through_time(gru_step_backward, dhs, caches, state_shape=lambda cache: cache.h_prev.shape)
+    return backward_through_time(gru_step_backward, dhs, caches,
+                                 state_shape=lambda cache: cache.h_prev.shape)

@@ -13,6 +13,7 @@ from torch import nn
 
 from rnnbook.gradients import set_gate_bias
 from rnnbook.runtime import seed_everything
+from rnnbook.training import clipped_update
 
 
 #: Weight blocks per layer: nn.RNN has one, nn.GRU three (r, z, n), nn.LSTM four (i, f, g, o).
@@ -40,11 +41,6 @@ def recurrent_parameter_count(kind: str, input_size: int, hidden_size: int, num_
         layer_input = input_size if layer == 0 else D * H
         total += D * G * H * (layer_input + H + (2 if bias else 0))
     return total
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of numbers in ``module``'s parameters (what an optimiser updates)."""
-    return sum(parameter.numel() for parameter in module.parameters())
 
 
 def matching_hidden_size(kind: str, input_size: int, output_size: int, budget: int) -> int:
@@ -164,11 +160,7 @@ def train_on_task(model: nn.Module, make_batch, loss_fn, test_data, *, steps: in
     for step in range(1, steps + 1):
         started = time.perf_counter()
         inputs, targets = (part.to(device) for part in make_batch(generator))
-        loss = loss_fn(model(inputs), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-        optimizer.step()
+        clipped_update(model, optimizer, loss_fn(model(inputs), targets), clip)
         if device.type == "cuda":
             torch.cuda.synchronize()
         trained += time.perf_counter() - started

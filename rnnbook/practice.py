@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnbook.language import perplexity, preprocess
-from rnnbook.training import detach_state, evaluate_perplexity, stream_batches
+from rnnbook.language import preprocess
+from rnnbook.training import detach_state, evaluate_perplexity, stream_batches, clipped_update
 
 
 KINDS = ("RNN", "GRU", "LSTM")
@@ -211,34 +211,6 @@ def train_char_model(model, train_tokens, corpus, val_start: int, recipe: Recipe
     return history
 
 
-@torch.no_grad()
-def windowed_perplexity(model, corpus, start: int, window: int) -> float:
-    """Perplexity of ``corpus[start:]`` when the state is reset to zeros every ``window`` tokens.
-
-    The targets ``corpus[start:]`` are cut into consecutive windows of ``window`` tokens
-    (the last may be shorter); each is predicted from a zero state, reading the tokens
-    from one before it, which is how a model trained on stateless chunks of length
-    ``window`` sees text. ``corpus`` is ``(N,)``; returns a float.
-    """
-    if window < 1 or not 1 <= start < len(corpus):
-        raise ValueError(f"need window >= 1 and 1 <= start < {len(corpus)}, got window={window}, start={start}")
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    inputs, targets = corpus[start - 1:-1], corpus[start:]
-    full = len(targets) // window * window
-    pieces = [(inputs[:full].view(-1, window).T, targets[:full].view(-1, window).T)] if full else []
-    if full < len(targets):
-        pieces.append((inputs[full:, None], targets[full:, None]))
-    log_probs = []
-    for X, Y in pieces:  # X, Y: (window, number of windows)
-        logits, _ = model(X.to(device))
-        scores = F.log_softmax(logits.double(), dim=-1).gather(-1, Y.to(device)[..., None])
-        log_probs.append(scores.flatten().cpu())
-    model.train(was_training)
-    return perplexity(torch.cat(log_probs))
-
-
 SENTENCE_END = re.compile(r"[.!?]")
 
 
@@ -317,10 +289,7 @@ def train_snippet_classifier(model, inputs, labels, *, steps: int, lr: float, ba
     for _ in range(steps):
         index = torch.randint(len(labels), (batch_size,), generator=generator)
         loss = F.cross_entropy(model(inputs.index_select(batch_dim, index).to(device)), labels[index].to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
+        clipped_update(model, optimizer, loss, 1.0)
         losses.append(loss.item())
     return losses
 

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
+from rnnbook.training import clipped_update
+
 
 def check_lengths(lengths, max_length: int | None = None) -> torch.Tensor:
     """``lengths`` as a 1-D int64 CPU tensor, after checking that it describes real sequences.
@@ -358,10 +360,7 @@ def train_classifier(model: nn.Module, sequences, labels: torch.Tensor, *, epoch
         for padded, lengths, targets in labelled_batches(sequences, labels, batch_size, generator):
             padded, targets = padded.to(device), targets.to(device)
             loss = F.cross_entropy(model(padded, lengths), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-            optimizer.step()
+            clipped_update(model, optimizer, loss, clip)
             total, count = total + loss.item() * len(targets), count + len(targets)
         history["epoch"].append(epoch)
         history["train_loss"].append(total / count)

@@ -34,6 +34,11 @@ class CharLM(nn.Module):
         return self.head(outputs), state
 
 
+def count_parameters(module: nn.Module) -> int:
+    """Number of numbers in ``module``'s parameters (what an optimiser updates)."""
+    return sum(parameter.numel() for parameter in module.parameters())
+
+
 def detach_state(state):
     """Cut a recurrent state from its autograd history: a tensor, a tuple (LSTM) or None."""
     if state is None:
@@ -90,15 +95,55 @@ def evaluate_perplexity(model, corpus, start: int, warmup: int = 64) -> float:
     return perplexity(scored.cpu())
 
 
+@torch.no_grad()
+def windowed_perplexity(model, corpus, start: int, window: int) -> float:
+    """Perplexity of ``corpus[start:]`` when the state is reset to zeros every ``window`` tokens.
+
+    The targets ``corpus[start:]`` are cut into consecutive windows of ``window`` tokens
+    (the last may be shorter); each is predicted from a zero state, reading the tokens
+    from one before it, which is how a model trained on stateless chunks of length
+    ``window`` sees text. ``corpus`` is ``(N,)``; returns a float.
+    """
+    if window < 1 or not 1 <= start < len(corpus):
+        raise ValueError(f"need window >= 1 and 1 <= start < {len(corpus)}, got window={window}, start={start}")
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    inputs, targets = corpus[start - 1:-1], corpus[start:]
+    full = len(targets) // window * window
+    pieces = [(inputs[:full].view(-1, window).T, targets[:full].view(-1, window).T)] if full else []
+    if full < len(targets):
+        pieces.append((inputs[full:, None], targets[full:, None]))
+    log_probs = []
+    for X, Y in pieces:  # X, Y: (window, number of windows)
+        logits, _ = model(X.to(device))
+        scores = F.log_softmax(logits.double(), dim=-1).gather(-1, Y.to(device)[..., None])
+        log_probs.append(scores.flatten().cpu())
+    model.train(was_training)
+    return perplexity(torch.cat(log_probs))
+
+
+def clipped_update(model, optimizer, loss, clip: float) -> float:
+    """One update from ``loss``: clear the old gradients, backpropagate, scale the
+    gradients of all of ``model``'s parameters together down to norm ``clip`` if they
+    exceed it, and step ``optimizer``. Returns the norm before clipping."""
+    optimizer.zero_grad()
+    loss.backward()
+    norm = float(nn.utils.clip_grad_norm_(model.parameters(), clip))
+    optimizer.step()
+    return norm
+
+
 def train_language_model(model, train_tokens, corpus, val_start: int, *, epochs: int,
                          batch_size: int = 32, num_steps: int = 32, lr: float = 5e-3,
-                         clip: float = 1.0, seed: int = 0, log: bool = True) -> dict:
-    """Train a :class:`CharLM` with truncated BPTT on stateful batches; return its history.
+                         clip: float = 1.0, seed: int = 0, log: bool = True, stateful: bool = True) -> dict:
+    """Train a :class:`CharLM` with truncated BPTT on stream batches; return its history.
 
     Each epoch cuts ``train_tokens`` ``(N,)`` into :func:`stream_batches` at a random
     offset, carries the state across chunks (detached, so gradients reach back at most
-    ``num_steps`` steps), clips the global gradient norm to ``clip`` and takes an Adam
-    step. After each epoch it measures :func:`evaluate_perplexity` on ``corpus[val_start:]``.
+    ``num_steps`` steps; with ``stateful=False`` every chunk starts from zeros instead),
+    and makes a :func:`clipped_update` with Adam. After each epoch it measures
+    :func:`evaluate_perplexity` on ``corpus[val_start:]``.
     The history holds per-epoch lists ``epoch``, ``train_ppl``, ``val_ppl``,
     ``grad_norm`` (median pre-clipping norm), ``clipped`` (share of steps clipped)
     and ``seconds`` (wall-clock time since the start, which is noise).
@@ -114,12 +159,9 @@ def train_language_model(model, train_tokens, corpus, val_start: int, *, epochs:
         state, loss_sum, count, norms = None, 0.0, 0, []
         for X, Y in stream_batches(train_tokens, batch_size, num_steps, offset):
             X, Y = X.to(device), Y.to(device)
-            logits, state = model(X, detach_state(state))
+            logits, state = model(X, detach_state(state) if stateful else None)
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), Y.reshape(-1))
-            optimizer.zero_grad()
-            loss.backward()
-            norms.append(float(nn.utils.clip_grad_norm_(model.parameters(), clip)))
-            optimizer.step()
+            norms.append(clipped_update(model, optimizer, loss, clip))
             loss_sum, count = loss_sum + loss.item() * Y.numel(), count + Y.numel()
         history["epoch"].append(epoch)
         history["train_ppl"].append(math.exp(loss_sum / count))

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnbook.experiments import (GATE_BLOCKS, RecurrentReadout, count_parameters, matching_hidden_size,
+from rnnbook.experiments import (GATE_BLOCKS, RecurrentReadout, matching_hidden_size,
                                  recurrent_parameter_count, run_seeds, steps_to_threshold, train_on_task)
+from rnnbook.training import count_parameters
 from rnnbook.tasks import adding_problem, copy_task
 
 

@@ -97,7 +97,8 @@ def test_bad_arguments_and_shapes_are_clear_errors():
         model(torch.randn(6, 3))
     with pytest.raises(ValueError, match=r"\(T, B, 3\)"):
         model(torch.randn(0, 6, 3))
-    with pytest.raises(ValueError, match=r"h_0 of shape .* = \(4, 6, 2\) and c_0 of shape .* = \(4, 6, 4\).*got a tensor of shape \(4, 6, 2\)"):
+    message = r"h_0 of shape .* = \(4, 6, 2\) and c_0 of shape .* = \(4, 6, 4\).*got a tensor of shape \(4, 6, 2\)"
+    with pytest.raises(ValueError, match=message):
         model(x, h_0)  # h_0 alone instead of the tuple
     with pytest.raises(ValueError, match=r"got a tuple of \[\(6, 4, 2\), \(6, 4, 4\)\]"):
         model(x, (h_0.transpose(0, 1), c_0.transpose(0, 1)))  # batch-first states

@@ -11,8 +11,8 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 from rnnbook.language import preprocess
 from rnnbook.practice import (CharRNN, Recipe, SnippetClassifier, boundary_windows, classification_accuracy,
                               learning_rate_factor, sentence_ends, train_char_model,
-                              train_snippet_classifier, windowed_perplexity)
-from rnnbook.training import evaluate_perplexity
+                              train_snippet_classifier)
+from rnnbook.training import evaluate_perplexity, windowed_perplexity
 
 V = 7
 

@@ -3,8 +3,9 @@
 import time
 
 import pytest
+import torch
 
-from rnnbook.timing import median_ratio, median_seconds, ratio_at_least
+from rnnbook.timing import forward_backward, median_ratio, median_seconds, ratio_at_least
 
 
 def test_median_seconds_calls_warmup_plus_repeat_times_and_measures():
@@ -49,3 +50,19 @@ def test_ratio_at_least_measures_again_only_while_below_the_bound():
     assert len(calls) - first == 3 * 2 * (3 + 1)  # three attempts of (warm-up + 3 rounds), two functions each
     with pytest.raises(ValueError, match="attempts"):
         ratio_at_least(fast, slow, 1.0, attempts=0)
+
+
+def test_forward_backward_clears_and_fills_every_gradient():
+    torch.manual_seed(0)
+    layer = torch.nn.RNN(3, 4)
+    inputs = torch.randn(5, 2, 3)
+    step = forward_backward(layer, inputs)
+    step()
+    first = [p.grad.clone() for p in layer.parameters()]
+    step()  # cleared before the pass: the same gradients, not twice them
+    for grad, parameter in zip(first, layer.parameters()):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(parameter.grad, grad)
+    expected = torch.autograd.grad(layer(inputs)[0].sum(), list(layer.parameters()))
+    for grad, parameter in zip(expected, layer.parameters()):
+        torch.testing.assert_close(parameter.grad, grad)

@@ -8,8 +8,8 @@ from torch import nn
 
 from rnnbook.language import Vocab
 from rnnbook.rnn import RNNScratch
-from rnnbook.training import (CharLM, detach_state, evaluate_perplexity, generate, stream_batches,
-                              train_language_model)
+from rnnbook.training import (CharLM, clipped_update, count_parameters, detach_state, evaluate_perplexity,
+                              generate, stream_batches, train_language_model)
 
 
 def test_stream_batches_are_contiguous_streams_with_shifted_targets():
@@ -111,6 +111,37 @@ def test_training_carries_the_detached_state_from_chunk_to_chunk():
     for received, previous in zip(spy.received[1:], spy.returned[:-1]):
         assert received is not None, "a chunk started from a zero state: the carried state was dropped"
         assert torch.equal(received, previous) and not received.requires_grad
+
+
+def test_stateless_training_starts_every_chunk_from_zeros():
+    torch.manual_seed(0)
+    spy = StateSpy(4, 3)
+    tokens = torch.randint(4, (400,))
+    train_language_model(CharLM(spy, 4), tokens[:300], tokens, 300, epochs=1, batch_size=2,
+                         num_steps=10, log=False, stateful=False)
+    assert len(spy.received) > 3 and all(received is None for received in spy.received)
+
+
+def test_clipped_update_clears_clips_and_steps_and_returns_the_norm_before_clipping():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    before = [p.detach().clone() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad = torch.full_like(p, 100.0)  # stale gradients must not leak into the update
+    x = torch.randn(5, 3)
+    loss = (model(x) ** 2).sum() * 50
+    expected = torch.autograd.grad(loss, list(model.parameters()), retain_graph=True)
+    norm = clipped_update(model, optimizer, loss, clip=0.5)
+    assert norm == pytest.approx(torch.cat([g.flatten() for g in expected]).norm().item(), rel=1e-6) and norm > 0.5
+    step = torch.cat([(b - p.detach()).flatten() for b, p in zip(before, model.parameters())])
+    torch.testing.assert_close(step.norm(), torch.tensor(0.5))  # lr 1: the step is the clipped gradient
+    torch.testing.assert_close(step, 0.5 * torch.cat([g.flatten() for g in expected]) / norm)
+
+
+def test_count_parameters_counts_every_number():
+    assert count_parameters(nn.Linear(3, 2)) == 3 * 2 + 2
+    assert count_parameters(CharLM(RNNScratch(5, 4), 5)) == 4 * 5 + 4 * 4 + 2 * 4 + 5 * 4 + 5
 
 
 def test_training_learns_a_repeating_pattern():
