@@ -36,8 +36,17 @@ from dataclasses import dataclass
 
 #: The cell-metadata key that declares a numeric tolerance.
 TOLERANCE_KEY = "nbval-tolerance"
-#: Keys a tolerance may hold; ``reason`` (what varies between CPUs) is required.
-TOLERANCE_FIELDS = {"rtol", "atol", "reason"}
+#: Keys a tolerance may hold; ``reason`` (what varies between CPUs) and ``kind`` are required.
+TOLERANCE_FIELDS = {"rtol", "atol", "reason", "kind"}
+#: What kind of quantity a tolerance cell prints, which decides how its tolerance is sized
+#: (CONTRIBUTING.md): ``round-off`` of a stable computation (float64 measurements, short
+#: float32 products) differs only below the printed digits, so its tolerance is tight
+#: (rtol at most 0.02, no atol: one rounded last digit); ``chaotic``, a quantity that a chaotic forward pass or
+#: training run amplifies from round-off, is printed at the precision it has (an order of
+#: magnitude, a bound, a median over seeds); ``training``, a result of a training
+#: trajectory, read as a median over seeds where a claim rests on it, with a margin the
+#: spread justifies. Timings are not compared at all (``nbval-ignore-output``).
+TOLERANCE_KINDS = ("round-off", "chaotic", "training")
 
 #: The environment variables that select CPU kernels: PyTorch's own vectorised kernels,
 #: MKL's code branch (matrix products), and oneDNN's instruction set (nn.LSTM on x86).
@@ -107,6 +116,11 @@ def cell_tolerance(metadata) -> Tolerance | None:
                          f"got {declared!r}")
     if not str(declared.get("reason", "")).strip():
         raise ValueError(f"{TOLERANCE_KEY} needs a 'reason' saying what varies between CPUs, got {declared!r}")
+    if declared.get("kind") not in TOLERANCE_KINDS:
+        raise ValueError(f"{TOLERANCE_KEY} needs a 'kind', one of {TOLERANCE_KINDS}, got {declared!r}")
+    if declared["kind"] == "round-off" and (float(declared.get("rtol", 0.0)) > 0.02 or float(declared.get("atol", 0.0)) > 0):
+        raise ValueError(f"{TOLERANCE_KEY}: round-off of a stable computation moves only a rounded last digit; "
+                         f"its tolerance is at most rtol=0.02 without atol, got {declared!r}")
     return Tolerance(float(declared.get("rtol", 0.0)), float(declared.get("atol", 0.0)), declared["reason"])
 
 

@@ -58,16 +58,28 @@ def test_deviation_measures_the_needed_tolerance():
 
 def test_tolerance_declarations_are_validated():
     assert cell_tolerance({}) is None
-    declared = cell_tolerance({TOLERANCE_KEY: {"rtol": 0.03, "reason": "training"}})
+    declared = cell_tolerance({TOLERANCE_KEY: {"rtol": 0.03, "reason": "training", "kind": "training"}})
     assert declared == Tolerance(rtol=0.03, atol=0.0, reason="training")
     with pytest.raises(ValueError, match="reason"):
-        cell_tolerance({TOLERANCE_KEY: {"rtol": 0.03}})
+        cell_tolerance({TOLERANCE_KEY: {"rtol": 0.03, "kind": "training"}})
     with pytest.raises(ValueError, match="keys"):
-        cell_tolerance({TOLERANCE_KEY: {"rtl": 0.03, "reason": "typo"}})
+        cell_tolerance({TOLERANCE_KEY: {"rtl": 0.03, "reason": "typo", "kind": "training"}})
     with pytest.raises(ValueError, match="not both zero"):
-        cell_tolerance({TOLERANCE_KEY: {"reason": "no bound"}})
+        cell_tolerance({TOLERANCE_KEY: {"reason": "no bound", "kind": "training"}})
     with pytest.raises(ValueError, match="rtol >= 0"):
-        cell_tolerance({TOLERANCE_KEY: {"rtol": -1, "reason": "negative"}})
+        cell_tolerance({TOLERANCE_KEY: {"rtol": -1, "reason": "negative", "kind": "training"}})
+
+
+def test_a_tolerance_names_its_kind_and_round_off_stays_tight():
+    with pytest.raises(ValueError, match="kind"):
+        cell_tolerance({TOLERANCE_KEY: {"rtol": 0.03, "reason": "no kind"}})
+    with pytest.raises(ValueError, match="kind"):
+        cell_tolerance({TOLERANCE_KEY: {"rtol": 0.03, "reason": "unknown kind", "kind": "noise"}})
+    assert cell_tolerance({TOLERANCE_KEY: {"rtol": 0.02, "reason": "float64", "kind": "round-off"}}).rtol == 0.02
+    with pytest.raises(ValueError, match="round-off"):
+        cell_tolerance({TOLERANCE_KEY: {"rtol": 0.05, "reason": "float64", "kind": "round-off"}})
+    with pytest.raises(ValueError, match="round-off"):
+        cell_tolerance({TOLERANCE_KEY: {"rtol": 0.01, "atol": 0.01, "reason": "float64", "kind": "round-off"}})
 
 
 def test_comparable_texts_merge_streams_and_skip_images():
@@ -124,9 +136,9 @@ def _nbval(path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("printed, tolerance, passes", [
     ("validation perplexity 5.27", None, True),                                   # exact and equal
     ("validation perplexity 5.20", None, False),                                  # exact is the default
-    ("validation perplexity 5.20", {"rtol": 0.02, "reason": "training"}, True),   # within 2%
-    ("validation perplexity 5.00", {"rtol": 0.02, "reason": "training"}, False),  # outside 2%
-    ("test perplexity 5.20", {"rtol": 0.02, "reason": "training"}, False),        # words differ
+    ("validation perplexity 5.20", {"rtol": 0.02, "reason": "training", "kind": "training"}, True),   # within 2%
+    ("validation perplexity 5.00", {"rtol": 0.02, "reason": "training", "kind": "training"}, False),  # outside 2%
+    ("test perplexity 5.20", {"rtol": 0.02, "reason": "training", "kind": "training"}, False),        # words differ
 ])
 def test_nbval_honours_the_declared_tolerance(tmp_path, printed, tolerance, passes):
     result = _nbval(_notebook(tmp_path, printed, tolerance))
