@@ -238,3 +238,16 @@ def test_every_figure_has_a_caption_and_alt_text(notebook):
         alt = options.get("image", {}).get("alt", "")
         assert len(caption.split()) >= 4, f"{path.name}, code cell {index}: a figure without a caption"
         assert len(alt.split()) >= 4, f"{path.name}, code cell {index}: a figure without alt text"
+
+
+DIAGRAM_CODE = re.compile(r"\bdef draw_\w+|\bdraw_\w+\(|matplotlib\.patches|\bpatches\.|FancyArrow|Rectangle\(|arrowprops")
+
+
+def test_diagram_code_is_hidden_alike(notebook):
+    """A cell that draws a diagram (a picture of a cell, an unrolled network, a batch
+    layout) rather than a result is folded away in every chapter alike: the reader sees
+    the figure and can unfold the code. Cells that plot measurements stay visible."""
+    path, nb = notebook
+    shown = [index for index, cell in enumerate(code_cells(nb))
+             if DIAGRAM_CODE.search(cell.source) and "hide-input" not in tags(cell)]
+    assert not shown, f"{path.name}: diagram-drawing code cells {shown} need the tag hide-input"
