@@ -10,9 +10,16 @@ NBVAL  := --nbval --nbval-current-env --nbval-sanitize-with tests/sanitize.cfg -
 JOBS   ?= 2
 # `make test` validates under a foreign CPU configuration (rnnbook/portability.py), so
 # an output that only holds on the CPU that produced it fails here first.
-# `make test CPU_CONFIG=native` validates with this machine's own kernels instead.
+# CPU_CONFIG=foreign: the first foreign configuration; rotated: the one of
+# `python -m rnnbook.portability all-foreign` that the commit hash selects (printed);
+# native: this machine's own kernels; or NAME=VALUE,NAME=VALUE.
+# `make compare CPU_CONFIG=all` re-executes under every foreign configuration.
 CPU_CONFIG ?= foreign
-CPU_ENV = $(if $(filter native,$(CPU_CONFIG)),,$$($(PY) -m rnnbook.portability foreign-env))
+comma  := ,
+COMMIT  = $$(git rev-parse HEAD 2>/dev/null || echo 0)
+CPU_ENV = $(if $(filter native,$(CPU_CONFIG)),,$(if $(filter rotated,$(CPU_CONFIG)),$$($(PY) -m rnnbook.portability rotated-env $(COMMIT)),$(if $(filter foreign,$(CPU_CONFIG)),$$($(PY) -m rnnbook.portability foreign-env),$(subst $(comma), ,$(CPU_CONFIG)))))
+# `make compare NOTEBOOKS="notebooks/04_*.ipynb"` limits a comparison to some chapters.
+NOTEBOOKS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help env env-cpu data book browser test execute compare export lab student check-install check-lock clean
@@ -21,7 +28,7 @@ help:
 	@echo "make book     build the HTML book into _build/html (Sphinx warnings are errors)"
 	@echo "make test     strict nbval on every notebook (foreign CPU configuration), unit and hygiene tests, HTML build"
 	@echo "make execute  re-execute every notebook in place to refresh its outputs"
-	@echo "make compare  execute under the foreign CPU configuration and report what moved (writes nothing)"
+	@echo "make compare  execute under the foreign CPU configuration and report what moved (writes nothing; CPU_CONFIG=all: every one)"
 	@echo "make export   regenerate rnnbook/ modules from the cells marked for export"
 	@echo "make lab      open JupyterLab on the notebooks"
 	@echo "make student  notebooks without exercise solutions, in _build/student"
@@ -74,7 +81,11 @@ execute: $(STAMP) data
 	$(PY) tools/execute_notebooks.py --jobs $(JOBS)
 
 compare: $(STAMP) data
-	$(PY) tools/execute_notebooks.py --compare --cpu-config $(CPU_CONFIG) --jobs $(JOBS)
+	@if [ "$(CPU_CONFIG)" = all ]; then status=0; \
+	  for config in $$($(PY) -m rnnbook.portability all-foreign); do \
+	    $(PY) tools/execute_notebooks.py --compare --cpu-config $$config --jobs $(JOBS) $(NOTEBOOKS) || status=1; \
+	  done; exit $$status; \
+	else $(PY) tools/execute_notebooks.py --compare --cpu-config $(CPU_CONFIG) --jobs $(JOBS) $(NOTEBOOKS); fi
 
 export: $(STAMP)
 	$(PY) -m rnnbook.export

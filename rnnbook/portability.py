@@ -77,6 +77,58 @@ def foreign_cpu_config(native: str | None = None, machine: str | None = None) ->
             "ONEDNN_MAX_CPU_ISA": ONEDNN_BELOW.get(native, "SSE41")}
 
 
+#: oneDNN's instruction sets from the newest down, as ``ONEDNN_MAX_CPU_ISA`` names them.
+ONEDNN_LADDER = ("AVX512_CORE", "AVX2", "AVX", "SSE41")
+
+
+def foreign_cpu_configs(native: str | None = None, machine: str | None = None) -> list[dict]:
+    """Every foreign configuration of this machine: the set ``make compare`` runs and
+    ``make test`` rotates among (:func:`rotated_cpu_config`).
+
+    On x86 they combine PyTorch's kernel paths (``default``, the scalar path; ``AVX2``;
+    ``AVX512`` where it is native), MKL's branches (``COMPATIBLE``, ``AVX2``, ``AVX512``)
+    and oneDNN one and two instruction sets below the machine's, so that each
+    configuration differs from the native kernels in at least two of the three
+    libraries. The first is :func:`foreign_cpu_config`. On a CPU that is not x86 only
+    PyTorch's kernels can be switched, and the set has that one configuration.
+    """
+    machine = platform.machine() if machine is None else machine
+    first = foreign_cpu_config(native, machine)
+    if machine not in X86:
+        return [first]
+    native = native_capability() if native is None else native
+    one_below = ONEDNN_BELOW.get(native, "SSE41")
+    two_below = ONEDNN_LADDER[min(ONEDNN_LADDER.index(one_below) + 1, len(ONEDNN_LADDER) - 1)]
+    if native.startswith("AVX512"):
+        return [first,
+                {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": two_below},
+                {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": one_below},
+                {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": two_below},
+                {"ATEN_CPU_CAPABILITY": "avx512", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": two_below},
+                {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX512", "ONEDNN_MAX_CPU_ISA": one_below}]
+    return [first,
+            {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": two_below},
+            {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": two_below}]
+
+
+def rotated_cpu_config(key: str, native: str | None = None, machine: str | None = None) -> tuple[int, dict]:
+    """The foreign configuration ``make test`` validates under for ``key`` (a commit
+    hash): ``(index, configuration)``, chosen from :func:`foreign_cpu_configs` by the
+    key, so that successive landings meet every configuration while each run stays
+    one validation."""
+    configs = foreign_cpu_configs(native, machine)
+    digits = "".join(ch for ch in key.lower() if ch in "0123456789abcdef")
+    if not digits:
+        raise ValueError(f"expected a commit hash (hexadecimal digits) to choose a configuration, got {key!r}")
+    index = int(digits, 16) % len(configs)
+    return index, configs[index]
+
+
+def config_words(config: dict) -> str:
+    """A configuration as ``NAME=value`` words for ``env``."""
+    return " ".join(f"{key}={value}" for key, value in config.items())
+
+
 #: A number as printed by Python: optional sign, digits with an optional fraction, or a
 #: fraction alone, optional exponent. It must not continue a word (``float32``, ``l0``,
 #: ``W_1``) or another number; ``1.9x`` holds the number 1.9. Avoid thousands
@@ -256,7 +308,9 @@ def describe_configuration() -> str:
     if not overrides:
         return line + "; native kernels (no overrides)"
     words = " ".join(f"{key}={value}" for key, value in overrides.items())
-    kind = "the foreign configuration" if overrides == foreign_cpu_config(native) else "overrides"
+    configs = foreign_cpu_configs(native)
+    kind = (f"foreign configuration {configs.index(overrides) + 1} of {len(configs)}" if overrides in configs
+            else "overrides")
     return f"{line}; running under {kind}: {words}"
 
 
@@ -340,12 +394,23 @@ def main(argv=None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["foreign-env", "describe"],
-                        help="foreign-env: print the foreign configuration as NAME=value words; "
+    parser.add_argument("command", choices=["foreign-env", "rotated-env", "all-foreign", "describe"],
+                        help="foreign-env: print the first foreign configuration as NAME=value words; "
+                             "rotated-env KEY: the foreign configuration a commit hash selects; "
+                             "all-foreign: every foreign configuration, one per line; "
                              "describe: say which configuration is in effect")
+    parser.add_argument("key", nargs="?", help="with rotated-env: the commit hash")
     args = parser.parse_args(argv)
     if args.command == "foreign-env":
-        print(" ".join(f"{key}={value}" for key, value in foreign_cpu_config().items()))
+        print(config_words(foreign_cpu_config()))
+    elif args.command == "rotated-env":
+        index, config = rotated_cpu_config(args.key or "")
+        print(f"[foreign configuration {index + 1} of {len(foreign_cpu_configs())} for commit {args.key[:12]}: "
+              f"{config_words(config)}]", file=sys.stderr)
+        print(config_words(config))
+    elif args.command == "all-foreign":
+        for config in foreign_cpu_configs():
+            print(",".join(f"{key}={value}" for key, value in config.items()))
     else:
         print(describe_configuration())
     return 0

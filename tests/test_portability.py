@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from rnnbook.portability import (CPU_CONFIG_VARIABLES, TOLERANCE_KEY, Tolerance, cell_tolerance,
-                                 comparable_texts, compare_text, deviation, foreign_cpu_config,
+                                 comparable_texts, compare_text, deviation, foreign_cpu_config, foreign_cpu_configs, rotated_cpu_config,
                                  native_capability, split_numbers)
 
 
@@ -157,3 +157,30 @@ def test_make_test_validates_under_the_foreign_configuration():
     test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
     assert "$(CPU_ENV)" in test_recipe and "CPU_CONFIG ?= foreign" in makefile
     assert "-p rnnbook.portability" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_the_foreign_configurations_each_differ_from_native_in_two_libraries():
+    native_values = {"AVX512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},
+                     "AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}}
+    for native, count in (("AVX512", 6), ("AVX2", 3)):
+        configs = foreign_cpu_configs(native, "x86_64")
+        assert len(configs) == count and configs[0] == foreign_cpu_config(native, "x86_64")
+        assert len({tuple(sorted(config.items())) for config in configs}) == count, "configurations repeat"
+        for config in configs:
+            assert set(config) == set(CPU_CONFIG_VARIABLES)
+            differing = sum(config[key].lower() != native_values[native].get(key, "native").lower()
+                            for key in CPU_CONFIG_VARIABLES)
+            assert differing >= 2, config
+        assert {config["ONEDNN_MAX_CPU_ISA"] for config in configs} == (
+            {"AVX2", "AVX"} if native == "AVX512" else {"SSE41"})
+    assert foreign_cpu_configs("DEFAULT", "arm64") == [{"ATEN_CPU_CAPABILITY": "default"}]
+
+
+def test_the_commit_hash_rotates_among_the_configurations():
+    configs = foreign_cpu_configs("AVX512", "x86_64")
+    chosen = [rotated_cpu_config(f"{n:040x}", "AVX512", "x86_64") for n in range(12)]
+    assert [index for index, _ in chosen] == [n % 6 for n in range(12)]
+    assert all(config == configs[index] for index, config in chosen)
+    assert rotated_cpu_config("ECF6D3A1CD38", "AVX512", "x86_64") == rotated_cpu_config("ecf6d3a1cd38", "AVX512", "x86_64")
+    with pytest.raises(ValueError, match="commit hash"):
+        rotated_cpu_config("", "AVX512", "x86_64")
