@@ -101,92 +101,117 @@ def split_corpus(corpus: torch.Tensor, val_fraction: float = 0.1):
     return corpus[:n_train], corpus[n_train:]
 
 
+def split_train_val_test(corpus: torch.Tensor, held_out_fraction: float = 0.1):
+    """Training, validation and test text: ``split_corpus``'s held-out tail cut in two.
+
+    The training part is exactly ``split_corpus(corpus, held_out_fraction)[0]``; the
+    held-out tail is cut into two contiguous halves, the first for choices
+    (validation) and the second scored once, after every choice (test). Returns
+    ``(train, val, test)``, three 1-D tensors that concatenate to ``corpus``.
+    """
+    train, held_out = split_corpus(corpus, held_out_fraction)
+    if len(held_out) < 2:
+        raise ValueError(f"a held-out part of {len(held_out)} tokens cannot be cut into validation and test")
+    half = len(held_out) // 2
+    return train, held_out[:half], held_out[half:]
+
+
 class NGramModel:
     """Character n-gram model with add-alpha smoothing, fitted by counting.
 
     ``P(x_t | previous n-1 tokens) = (c(context, x_t) + alpha) / (c(context) + alpha * V)``.
     Token sequences are 1-D integer tensors or arrays of shape ``(N,)`` with values
-    in ``[0, vocab_size)``.
+    in ``[0, vocab_size)``. Internally each n-gram is one integer, its n tokens read
+    as the digits of a base-V number, so counting is ``np.unique`` and looking a count
+    up is a sorted search.
     """
 
     def __init__(self, n: int, vocab_size: int, alpha: float = 1.0):
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive int, got {n!r}")
-        if vocab_size < 1 or alpha <= 0:
-            raise ValueError(f"need vocab_size >= 1 and alpha > 0, got {vocab_size} and {alpha}")
-        if vocab_size ** n >= 2 ** 62:
-            raise ValueError(f"vocab_size ** n = {vocab_size}**{n} is too large to index n-grams")
-        self.n, self.vocab_size, self.alpha = n, vocab_size, float(alpha)
+        self.n, self.vocab_size, self.alpha = n, vocab_size, alpha
+        self._check_settings()
         self._place_values = vocab_size ** np.arange(n - 1, -1, -1, dtype=np.int64)
 
-    def _tokens(self, tokens) -> np.ndarray:
+    def fit(self, tokens) -> "NGramModel":
+        """Count the n-grams of ``tokens`` and their (n-1)-token contexts; returns ``self``."""
+        codes = self._codes(self._checked(tokens, min_length=self.n))  # one integer per n-gram
+        self._grams, self._gram_counts = np.unique(codes, return_counts=True)
+        self._contexts, self._context_counts = np.unique(codes // self.vocab_size, return_counts=True)
+        return self
+
+    def _probabilities(self, codes: np.ndarray) -> np.ndarray:
+        """P(last token of each n-gram | its first n-1 tokens); ``codes`` of any shape."""
+        gram_count = _lookup(self._grams, self._gram_counts, codes)
+        context_count = _lookup(self._contexts, self._context_counts, codes // self.vocab_size)
+        return (gram_count + self.alpha) / (context_count + self.alpha * self.vocab_size)
+
+    def log_probs(self, tokens, start: int) -> np.ndarray:
+        """Natural-log probability of ``tokens[t]`` given the n-1 tokens before it,
+        for every ``t >= start``; shape ``(len(tokens) - start,)``."""
+        return np.log(self._probabilities(self._target_codes(tokens, start)))
+
+    def distributions(self, tokens, start: int) -> np.ndarray:
+        """The model's distribution over the next token before each ``tokens[t]``,
+        ``t >= start`` (``tokens[t]`` itself is not used); shape ``(len(tokens) - start, V)``."""
+        contexts = self._target_codes(tokens, start) // self.vocab_size
+        return self._probabilities(contexts[:, None] * self.vocab_size + np.arange(self.vocab_size))
+
+    def next_distribution(self, context) -> np.ndarray:
+        """The model's distribution over the next token after ``context``, shape ``(V,)``."""
+        context = self._checked(context)
+        if len(context) < self.n - 1:
+            raise ValueError(f"need at least n-1={self.n - 1} tokens of context, got {len(context)}")
+        return self.distributions(np.append(context, 0), start=len(context))[0]
+
+    def sample(self, prefix, num_tokens: int, rng: np.random.Generator) -> np.ndarray:
+        """Extend ``prefix`` by ``num_tokens`` tokens drawn one at a time from the model."""
+        tokens = list(self._checked(prefix))
+        for _ in range(num_tokens):
+            tokens.append(int(rng.choice(self.vocab_size, p=self.next_distribution(tokens))))
+        return np.array(tokens[len(prefix):])
+
+    def context_counts(self, tokens, start: int) -> np.ndarray:
+        """How often the training text held the n-1 tokens before ``tokens[t]``, for
+        every ``t >= start``; shape ``(len(tokens) - start,)``."""
+        return _lookup(self._contexts, self._context_counts, self._target_codes(tokens, start) // self.vocab_size)
+
+    # The machinery: settings and inputs checked, windows turned into integers.
+    def _check_settings(self):
+        if not isinstance(self.n, int) or self.n < 1:
+            raise ValueError(f"n must be a positive int, got {self.n!r}")
+        if self.vocab_size < 1 or self.alpha <= 0:
+            raise ValueError(f"need vocab_size >= 1 and alpha > 0, got {self.vocab_size} and {self.alpha}")
+        if self.vocab_size ** self.n >= 2 ** 62:
+            raise ValueError(f"vocab_size ** n = {self.vocab_size}**{self.n} is too large to index n-grams")
+
+    def _checked(self, tokens, min_length: int = 0) -> np.ndarray:
         tokens = np.asarray(tokens, dtype=np.int64)
         if tokens.ndim != 1:
             raise ValueError(f"expected a 1-D token sequence of shape (N,), got shape {tokens.shape}")
         if tokens.size and (tokens.min() < 0 or tokens.max() >= self.vocab_size):
             raise ValueError(f"token indices must lie in [0, {self.vocab_size}), "
                              f"got values from {tokens.min()} to {tokens.max()}")
+        if len(tokens) < min_length:
+            raise ValueError(f"need at least n={self.n} tokens to fit, got {len(tokens)}")
         return tokens
 
     def _codes(self, tokens: np.ndarray) -> np.ndarray:
         """One integer per window of n tokens, shape (N - n + 1,)."""
         return sliding_window_view(tokens, self.n) @ self._place_values
 
-    @staticmethod
-    def _lookup(keys, counts, queries):
-        where = np.clip(np.searchsorted(keys, queries), 0, len(keys) - 1)
-        return np.where(keys[where] == queries, counts[where], 0)
-
-    def fit(self, tokens) -> "NGramModel":
-        """Count the n-grams and (n-1)-gram contexts of ``tokens``; returns ``self``."""
-        tokens = self._tokens(tokens)
-        if len(tokens) < self.n:
-            raise ValueError(f"need at least n={self.n} tokens to fit, got {len(tokens)}")
-        codes = self._codes(tokens)
-        self._grams, self._gram_counts = np.unique(codes, return_counts=True)
-        self._contexts, self._context_counts = np.unique(codes // self.vocab_size, return_counts=True)
-        return self
-
-    def log_probs(self, tokens, start: int) -> np.ndarray:
-        """Natural-log probability of ``tokens[t]`` given the n-1 tokens before it,
-        for every ``t >= start``; shape ``(len(tokens) - start,)``."""
-        tokens = self._tokens(tokens)
+    def _target_codes(self, tokens, start: int) -> np.ndarray:
+        """The codes of the n-grams that end at ``tokens[t]``, ``t >= start``."""
+        tokens = self._checked(tokens)
         if not self.n - 1 <= start < len(tokens):
             raise ValueError(f"start must leave n-1={self.n - 1} tokens of context and one "
                              f"target, got start={start} for {len(tokens)} tokens")
-        codes = self._codes(tokens[start - self.n + 1:])
-        numerator = self._lookup(self._grams, self._gram_counts, codes) + self.alpha
-        denominator = (self._lookup(self._contexts, self._context_counts, codes // self.vocab_size)
-                       + self.alpha * self.vocab_size)
-        return np.log(numerator / denominator)
+        return self._codes(tokens[start - self.n + 1:])
 
-    def context_counts(self, tokens, start: int) -> np.ndarray:
-        """How often the training text held the n-1 tokens before ``tokens[t]``, for
-        every ``t >= start``; shape ``(len(tokens) - start,)``."""
-        tokens = self._tokens(tokens)
-        if not self.n - 1 <= start < len(tokens):
-            raise ValueError(f"start must leave n-1={self.n - 1} tokens of context and one "
-                             f"target, got start={start} for {len(tokens)} tokens")
-        codes = self._codes(tokens[start - self.n + 1:])
-        return self._lookup(self._contexts, self._context_counts, codes // self.vocab_size)
 
-    def next_distribution(self, context) -> np.ndarray:
-        """The model's distribution over the next token after ``context``, shape ``(V,)``."""
-        context = self._tokens(context)[len(context) - (self.n - 1):] if self.n > 1 else np.zeros(0, np.int64)
-        if len(context) != self.n - 1:
-            raise ValueError(f"need at least n-1={self.n - 1} tokens of context, got {len(context)}")
-        candidates = np.concatenate([np.tile(context, (self.vocab_size, 1)),
-                                     np.arange(self.vocab_size)[:, None]], axis=1)
-        codes = candidates @ self._place_values
-        counts = self._lookup(self._grams, self._gram_counts, codes) + self.alpha
-        return counts / counts.sum()
-
-    def sample(self, prefix, num_tokens: int, rng: np.random.Generator) -> np.ndarray:
-        """Extend ``prefix`` by ``num_tokens`` tokens drawn one at a time from the model."""
-        tokens = list(self._tokens(prefix))
-        for _ in range(num_tokens):
-            tokens.append(int(rng.choice(self.vocab_size, p=self.next_distribution(tokens))))
-        return np.array(tokens[len(prefix):])
+def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """``values[i]`` where ``keys[i] == query`` and 0 where a query is not among the
+    sorted ``keys``; the result has the shape of ``queries``."""
+    where = np.clip(np.searchsorted(keys, queries), 0, len(keys) - 1)
+    return np.where(keys[where] == queries, values[where], 0)
 
 
 def ngram_perplexities(train, corpus, vocab_size: int, orders, alphas) -> dict:
@@ -206,13 +231,105 @@ def ngram_perplexities(train, corpus, vocab_size: int, orders, alphas) -> dict:
     return results
 
 
-def baseline_perplexities(train, corpus, vocab_size: int,
-                          orders=range(1, 8), alphas=(1.0, 0.1, 0.03, 0.01)) -> dict:
+class KneserNeyModel(NGramModel):
+    """Interpolated Kneser-Ney character n-gram model, fitted by counting.
+
+    For k = n, n-1, ..., 1 the order-k estimate of ``P(w | h)`` (``h`` the last k-1
+    tokens, ``h'`` the last k-2) is
+    ``(c(hw) - D(c(hw))) / c(h) + (sum of the discounts taken in h) / c(h) * P_{k-1}(w | h')``,
+    or ``P_{k-1}(w | h')`` where ``c(h) = 0``; order 0 is uniform over V tokens. Order n
+    counts n-grams; every lower order counts, for each k-gram, how many distinct
+    tokens precede it (its continuation count). ``discount`` D in (0, 1] is taken from
+    every count; with ``modified=True`` each order instead takes three discounts, for
+    counts of 1, 2 and 3 or more, estimated from its counts of counts (Chen and
+    Goodman, 1999), and uses ``discount`` where that estimate is undefined.
+    """
+
+    def __init__(self, n: int, vocab_size: int, discount: float = 0.75, modified: bool = False):
+        super().__init__(n, vocab_size)
+        if not 0.0 < discount <= 1.0:
+            raise ValueError(f"discount must lie in (0, 1], got {discount}")
+        self.discount, self.modified = float(discount), bool(modified)
+
+    def fit(self, tokens) -> "KneserNeyModel":
+        """Count ``tokens`` at every order from n down to 1; returns ``self``."""
+        super().fit(tokens)  # order n: the n-gram counts
+        grams, counts = self._grams, self._gram_counts
+        self._levels, self.discounts = [], []
+        for k in range(self.n, 0, -1):
+            discounts = self._estimate_discounts(counts)  # (D1, D2, D3+)
+            taken = np.asarray(discounts)[np.minimum(counts, 3) - 1]  # each k-gram's discount
+            contexts, context_of = np.unique(grams // self.vocab_size, return_inverse=True)
+            totals = np.bincount(context_of, weights=counts)  # c(h)
+            backoff = np.bincount(context_of, weights=taken)  # sum of the discounts taken in h
+            self._levels.insert(0, (grams, counts - taken, contexts, totals, backoff))
+            self.discounts.insert(0, discounts)
+            if k > 1:  # continuation counts for order k-1: how many distinct tokens precede it
+                grams, counts = np.unique(grams % self.vocab_size ** (k - 1), return_counts=True)
+        return self
+
+    def _probabilities(self, codes: np.ndarray) -> np.ndarray:
+        """P(last token of each n-gram | its first n-1 tokens); ``codes`` of any shape."""
+        p = np.full(codes.shape, 1.0 / self.vocab_size)  # order 0: uniform
+        for k, (grams, discounted, contexts, totals, backoff) in enumerate(self._levels, start=1):
+            gram = codes % self.vocab_size ** k  # the last k tokens
+            context = gram // self.vocab_size
+            total = _lookup(contexts, totals, context)
+            seen = total > 0
+            mixed = (_lookup(grams, discounted, gram) + _lookup(contexts, backoff, context) * p) / np.where(seen, total, 1)
+            p = np.where(seen, mixed, p)
+        return p
+
+    def _estimate_discounts(self, counts: np.ndarray) -> tuple:
+        """``(D1, D2, D3+)``: ``discount`` three times, or with ``modified`` Chen and
+        Goodman's ``D_r = r - (r + 1) Y n_{r+1} / n_r`` with ``Y = n_1 / (n_1 + 2 n_2)``,
+        ``n_r`` the number of k-grams counted exactly r times."""
+        plain = (self.discount,) * 3
+        if not self.modified:
+            return plain
+        n1, n2, n3, n4 = (int(np.sum(counts == r)) for r in (1, 2, 3, 4))
+        if min(n1, n2, n3, n4) == 0:
+            return plain
+        y = n1 / (n1 + 2 * n2)
+        estimates = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
+        if not all(0 < d <= r for r, d in enumerate(estimates, start=1)):
+            return plain
+        return estimates
+
+
+def kneser_ney_perplexities(train, corpus, vocab_size: int, orders, discounts) -> dict:
+    """Validation perplexity of Kneser-Ney models on ``corpus[len(train):]``.
+
+    ``corpus`` is the full ``(N,)`` sequence whose first ``len(train)`` tokens are
+    ``train``. Each entry of ``discounts`` is a discount in (0, 1] or the string
+    ``"modified"`` (three estimated discounts per order). Returns
+    ``{(n, discount): val_ppl}`` for every order and discount.
+    """
+    results = {}
+    for n in orders:
+        for discount in discounts:
+            model = (KneserNeyModel(n, vocab_size, modified=True) if discount == "modified"
+                     else KneserNeyModel(n, vocab_size, discount)).fit(train)
+            results[(n, discount)] = perplexity(model.log_probs(corpus, start=len(train)))
+    return results
+
+
+def kneser_ney_name(n: int, discount) -> str:
+    """How the book names a Kneser-Ney model: ``"Kneser-Ney 7-gram (modified)"`` or
+    ``"Kneser-Ney 7-gram (D=0.9)"``."""
+    return f"Kneser-Ney {n}-gram ({'modified' if discount == 'modified' else f'D={discount}'})"
+
+
+def baseline_perplexities(train, corpus, vocab_size: int, orders=range(1, 8), alphas=(1.0, 0.1, 0.03, 0.01),
+                          *, kneser_ney: bool = False, kn_orders=range(4, 11),
+                          kn_discounts=(0.5, 0.6, 0.7, 0.8, 0.9, 1.0, "modified")) -> dict:
     """Chapter 1's yardstick on the validation text ``corpus[len(train):]``.
 
     Returns ``{name: perplexity}`` for uniform guessing, the unigram and bigram
     models (alpha = 1), and the best add-alpha n-gram over ``orders`` x ``alphas``,
-    named like ``"5-gram (alpha=0.03)"``.
+    named like ``"5-gram (alpha=0.03)"``. With ``kneser_ney=True`` the best
+    Kneser-Ney model over ``kn_orders`` x ``kn_discounts`` follows, last, named by
+    :func:`kneser_ney_name` (chapter 1's best counting model).
     """
     val_length = len(corpus) - len(train)
     baselines = {"uniform": perplexity(torch.full((val_length,), -math.log(vocab_size), dtype=torch.float64))}
@@ -222,4 +339,8 @@ def baseline_perplexities(train, corpus, vocab_size: int,
     grid = ngram_perplexities(train, corpus, vocab_size, orders, alphas)
     best_n, best_alpha = min(grid, key=lambda key: grid[key][1])
     baselines[f"{best_n}-gram (alpha={best_alpha})"] = grid[(best_n, best_alpha)][1]
+    if kneser_ney:
+        kn_grid = kneser_ney_perplexities(train, corpus, vocab_size, kn_orders, kn_discounts)
+        best = min(kn_grid, key=kn_grid.get)
+        baselines[kneser_ney_name(*best)] = kn_grid[best]
     return baselines

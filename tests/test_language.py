@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from rnnbook.language import (NGramModel, Vocab, baseline_perplexities, load_corpus, ngram_perplexities, perplexity,
-                              preprocess, split_corpus)
+from rnnbook.language import (KneserNeyModel, NGramModel, Vocab, baseline_perplexities, kneser_ney_name,
+                              kneser_ney_perplexities, load_corpus, ngram_perplexities, perplexity, preprocess,
+                              split_corpus, split_train_val_test)
 
 
 def test_preprocess_keeps_letters_and_single_spaces():
@@ -47,6 +48,16 @@ def test_split_is_contiguous_and_complete():
     corpus = torch.arange(100)
     train, val = split_corpus(corpus, 0.1)
     assert torch.equal(torch.cat([train, val]), corpus) and len(val) == 10
+
+
+def test_three_way_split_keeps_the_training_text_and_halves_the_rest():
+    corpus = torch.arange(101)
+    train, val, test = split_train_val_test(corpus, 0.2)
+    assert torch.equal(train, split_corpus(corpus, 0.2)[0])
+    assert torch.equal(torch.cat([train, val, test]), corpus)
+    assert (len(val), len(test)) == (10, 11)
+    with pytest.raises(ValueError, match="cannot be cut"):
+        split_train_val_test(torch.arange(10), 0.1)
 
 
 @pytest.mark.parametrize("fraction", [0.0, 1.0, -0.1, 1.5])
@@ -163,3 +174,133 @@ def test_baseline_perplexities_names_and_orders_the_yardstick():
     assert names[:3] == ["uniform", "unigram", "bigram"] and names[3].endswith("-gram (alpha=0.1)")
     assert math.isclose(baselines["uniform"], 6.0)
     assert baselines[names[3]] < baselines["bigram"] < baselines["uniform"]
+
+
+def test_ngram_distributions_match_log_probs_and_next_distribution():
+    rng = np.random.default_rng(4)
+    tokens = rng.integers(0, 5, 300)
+    model = NGramModel(3, 5, alpha=0.2).fit(tokens[:250])
+    dists = model.distributions(tokens, start=250)
+    assert dists.shape == (50, 5)
+    np.testing.assert_allclose(np.log(dists[np.arange(50), tokens[250:]]), model.log_probs(tokens, start=250), rtol=1e-12)
+    np.testing.assert_allclose(dists[7], model.next_distribution(tokens[:257]), rtol=1e-12)
+
+
+# Kneser-Ney, written a second time the slow way: dictionaries and the textbook recursion.
+def brute_force_kneser_ney(tokens, n, vocab_size, discounts_of=None, discount=0.75):
+    """P(w | context) for every context of n-1 tokens, by the recursion of Chen and Goodman (1999).
+
+    ``discounts_of(k, counts)`` returns (D1, D2, D3+) for order k, given its counts; the
+    default is ``discount`` for every count."""
+    tokens = tuple(tokens)
+    counts = {n: collections.Counter(tokens[i:i + n] for i in range(len(tokens) - n + 1))}
+    for k in range(n - 1, 0, -1):  # continuation counts: distinct tokens before each k-gram
+        counts[k] = collections.Counter(gram[1:] for gram in counts[k + 1])
+    discounts = {k: (discounts_of(k, counts[k]) if discounts_of else (discount,) * 3) for k in counts}
+
+    def probability(context, w):
+        p = 1.0 / vocab_size
+        for k in range(1, n + 1):
+            h = tuple(context[len(context) - (k - 1):]) if k > 1 else ()
+            followers = {gram[-1]: c for gram, c in counts[k].items() if gram[:-1] == h}
+            total = sum(followers.values())
+            if total == 0:
+                continue
+            d = discounts[k]
+            take = lambda c: d[min(c, 3) - 1]
+            p = (followers.get(w, 0) - (take(followers[w]) if w in followers else 0)
+                 + sum(take(c) for c in followers.values()) * p) / total
+        return p
+
+    return probability
+
+
+def chen_goodman(k, counts):
+    n = [sum(c == r for c in counts.values()) for r in (1, 2, 3, 4)]
+    if min(n) == 0:
+        return (0.75,) * 3
+    y = n[0] / (n[0] + 2 * n[1])
+    estimates = tuple(r - (r + 1) * y * n[r] / n[r - 1] for r in (1, 2, 3))
+    return estimates if all(0 < d <= r for r, d in enumerate(estimates, 1)) else (0.75,) * 3
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+@pytest.mark.parametrize("modified", [False, True])
+def test_kneser_ney_matches_the_textbook_recursion(n, modified):
+    rng = np.random.default_rng(n)
+    vocab_size = 6
+    tokens = rng.integers(0, 5, 400).tolist()  # token 5 never occurs in training
+    model = KneserNeyModel(n, vocab_size, discount=0.75 if modified else 0.6, modified=modified).fit(tokens)
+    reference = brute_force_kneser_ney(tokens, n, vocab_size, chen_goodman if modified else None, discount=0.6)
+    held_out = rng.integers(0, vocab_size, 40).tolist()  # contexts with a 5 were never seen
+    assert 5 in held_out[:-1]
+    sequence = tokens + held_out
+    expected = [math.log(reference(sequence[t - n + 1:t], sequence[t])) for t in range(len(tokens), len(sequence))]
+    np.testing.assert_allclose(model.log_probs(sequence, start=len(tokens)), expected, rtol=1e-12)
+
+
+def test_modified_discounts_follow_chen_and_goodman():
+    tokens = np.random.default_rng(0).integers(0, 6, 3000)
+    model = KneserNeyModel(4, 6, modified=True).fit(tokens)
+    top = collections.Counter(tuple(tokens[i:i + 4]) for i in range(len(tokens) - 3))
+    n1, n2, n3, n4 = (sum(c == r for c in top.values()) for r in (1, 2, 3, 4))
+    y = n1 / (n1 + 2 * n2)
+    np.testing.assert_allclose(model.discounts[-1], [1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3])
+    assert model.discounts[0] == (0.75, 0.75, 0.75)  # unigram continuation counts: estimate undefined or out of range
+
+
+def test_kneser_ney_by_hand_on_abracadabra():
+    a, b, c, d, r = range(5)
+    tokens = [a, b, r, a, c, a, d, a, b, r, a]
+    model = KneserNeyModel(2, 6, discount=0.5).fit(tokens)
+    # Continuation counts: 7 distinct pairs ab br ra ac ca ad da; 'a' follows r, c, d; 5 distinct second tokens.
+    p1 = lambda followers: (followers - 0.5) / 7 + 0.5 * 5 / 7 / 6 if followers else 0.5 * 5 / 7 / 6
+    # The context 'r' occurs twice, followed by 'a' both times.
+    expected = [(2 - 0.5) / 2 + 0.5 * 1 / 2 * p1(3), 0.5 / 2 * p1(1), 0.5 / 2 * p1(1), 0.5 / 2 * p1(1),
+                0.5 / 2 * p1(1), 0.5 / 2 * p1(0)]
+    np.testing.assert_allclose(model.next_distribution([r]), expected, rtol=1e-12)
+    # A context never seen ('e', index 5) falls back on the unigram continuation distribution.
+    np.testing.assert_allclose(model.next_distribution([5]), [p1(3), p1(1), p1(1), p1(1), p1(1), p1(0)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("modified", [False, True])
+def test_kneser_ney_distributions_sum_to_one_after_every_context(modified):
+    rng = np.random.default_rng(2)
+    vocab_size, n = 4, 3
+    model = KneserNeyModel(n, vocab_size, discount=1.0, modified=modified).fit(rng.integers(0, 3, 500))  # token 3 unseen
+    contexts = np.array([[i, j] for i in range(vocab_size) for j in range(vocab_size)])  # all 16, seen or not
+    dists = np.stack([model.next_distribution(context) for context in contexts])
+    np.testing.assert_allclose(dists.sum(axis=1), 1.0, rtol=1e-12)
+    assert (dists > 0).all()  # even the never-seen token keeps some probability
+
+
+def test_kneser_ney_refuses_bad_discounts_and_names_models():
+    for discount in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="discount"):
+            KneserNeyModel(3, 5, discount=discount)
+    assert kneser_ney_name(7, "modified") == "Kneser-Ney 7-gram (modified)"
+    assert kneser_ney_name(6, 0.9) == "Kneser-Ney 6-gram (D=0.9)"
+
+
+def test_kneser_ney_grid_and_the_yardstick_with_it():
+    rng = np.random.default_rng(1)
+    pattern = torch.tensor(rng.integers(0, 6, 50)).repeat(20)
+    grid = kneser_ney_perplexities(pattern[:900], pattern, 6, orders=[2, 3], discounts=[0.5, "modified"])
+    assert set(grid) == {(2, 0.5), (2, "modified"), (3, 0.5), (3, "modified")}
+    baselines = baseline_perplexities(pattern[:900], pattern, 6, orders=[1, 2, 3], alphas=[1.0, 0.1],
+                                      kneser_ney=True, kn_orders=[2, 3], kn_discounts=[0.5, "modified"])
+    best = min(grid, key=grid.get)
+    assert list(baselines)[-1] == kneser_ney_name(*best) and baselines[kneser_ney_name(*best)] == grid[best]
+    assert len(baseline_perplexities(pattern[:900], pattern, 6, orders=[1, 2], alphas=[1.0])) == 4  # unchanged default
+
+
+def test_modified_kneser_ney_with_estimated_discounts_matches_the_recursion():
+    rng = np.random.default_rng(7)
+    tokens = rng.integers(0, 10, 3000).tolist()
+    model = KneserNeyModel(4, 11, modified=True).fit(tokens)
+    assert all(discounts != (0.75,) * 3 for discounts in model.discounts[2:])  # estimated at orders 3 and 4
+    reference = brute_force_kneser_ney(tokens, 4, 11, chen_goodman)
+    held_out = rng.integers(0, 11, 40).tolist()
+    sequence = tokens + held_out
+    expected = [math.log(reference(sequence[t - 3:t], sequence[t])) for t in range(len(tokens), len(sequence))]
+    np.testing.assert_allclose(model.log_probs(sequence, start=len(tokens)), expected, rtol=1e-12)
