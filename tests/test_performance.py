@@ -1,16 +1,19 @@
-"""rnnbook.performance (chapter 15): hand-written LSTM layers equal nn.LSTM, and the benchmark helpers."""
+"""rnnbook.performance (chapter 15): hand-written LSTM layers equal nn.LSTM, and the benchmark and
+accounting helpers."""
 
 import os
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from rnnbook.performance import (DenseMatmul, LSTMFunction, OneDNNMatmul, check_lstm_arguments, gate_step,
-                                 indexed_recurrence, input_projection, interleaved_timings, lstm_autograd_function,
-                                 lstm_fused_loop, lstm_per_gate_loop, lstm_precomputed_loop,
-                                 native_stderr_silenced, onednn_usable, saved_tensor_bytes, stepwise_recurrence,
-                                 training_step, unbind_recurrence)
+from rnnbook.performance import (DenseMatmul, LSTMFunction, OneDNNMatmul, Timings, captured_native_output,
+                                 check_lstm_arguments, gate_step, indexed_recurrence, input_projection,
+                                 interleaved_timings, lstm_autograd_function, lstm_fused_loop, lstm_per_gate_loop,
+                                 lstm_precomputed_loop, lstm_products, microseconds_per_operation, onednn_usable,
+                                 product_seconds, ratio_quartiles, recurrent_intensity, saved_tensor_bytes,
+                                 stepwise_recurrence, training_step, unbind_recurrence, wall_time_accounting)
 
 NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 ONEDNN = pytest.mark.skipif(not onednn_usable(torch.zeros(1)), reason="PyTorch built without oneDNN")
@@ -172,18 +175,28 @@ def test_onednn_matmul_and_gram_equal_dense_products():
     torch.testing.assert_close(DenseMatmul.gram(a, b), a.T @ b)
 
 
-def test_interleaved_timings_reports_ratios_to_the_reference():
+def test_interleaved_timings_reports_ratios_quartiles_and_cpu_use():
     calls = []
     jobs = {"fast": lambda: calls.append("fast"), "slow": lambda: (calls.append("slow"), sum(range(20000)))}
-    ratios, seconds = interleaved_timings(jobs, "fast", rounds=3, warmup=1)
-    assert ratios["fast"] == 1.0 and ratios["slow"] > 1.0
-    assert set(seconds) == {"fast", "slow"} and all(value > 0 for value in seconds.values())
+    timing = interleaved_timings(jobs, "fast", rounds=3, warmup=1)
+    assert isinstance(timing, Timings)
+    assert timing.ratios["fast"] == 1.0 and timing.ratios["slow"] > 1.0
+    assert timing.quartiles["fast"] == (1.0, 1.0)
+    first, third = timing.quartiles["slow"]
+    assert first <= timing.ratios["slow"] <= third
+    assert set(timing.seconds) == {"fast", "slow"} and all(value > 0 for value in timing.seconds.values())
+    assert 0 < timing.cpu_per_wall["slow"] < 1.5  # one thread: CPU time cannot run far ahead of wall time
     assert calls.count("fast") == calls.count("slow") == 4
     assert calls[:2] == ["fast", "slow"] and calls[2:4] == ["slow", "fast"]  # the order rotates
     with pytest.raises(ValueError, match="reference"):
         interleaved_timings(jobs, "missing")
     with pytest.raises(ValueError):
         interleaved_timings(jobs, "fast", rounds=0)
+
+
+def test_ratio_quartiles():
+    assert ratio_quartiles([2.0]) == (2.0, 2.0)
+    assert ratio_quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0)
 
 
 def test_training_step_runs_forward_and_backward():
@@ -211,10 +224,72 @@ def test_function_keeps_exactly_its_buffers_for_backward():
     assert kept == 4 * B * H * (7 * T + 2)  # gates 4H, h and c for T + 1 steps, tanh(c) for T
 
 
-def test_native_stderr_silenced_restores_descriptor_two():
-    before = os.fstat(2)
-    with native_stderr_silenced():
-        os.write(2, b"")  # writing is allowed and goes nowhere
-        assert os.fstat(2).st_ino != before.st_ino or os.fstat(2).st_dev != before.st_dev
-    after = os.fstat(2)
-    assert (after.st_ino, after.st_dev) == (before.st_ino, before.st_dev)
+def test_captured_native_output_collects_both_descriptors_and_restores_them():
+    before = [os.fstat(descriptor) for descriptor in (1, 2)]
+    with captured_native_output() as collected:
+        os.write(1, b"to stdout ")
+        os.write(2, b"to stderr")
+    assert collected == ["to stdout to stderr"]
+    after = [os.fstat(descriptor) for descriptor in (1, 2)]
+    assert [(s.st_ino, s.st_dev) for s in after] == [(s.st_ino, s.st_dev) for s in before]
+    with captured_native_output((2,)) as collected:
+        os.write(2, b"only this")
+    assert collected == ["only this"]
+
+
+def small_layer(T=6, B=3, I=4, H=5):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(I, H)
+    x = torch.randn(T, B, I, requires_grad=True)
+    return lstm, x, (torch.zeros(B, H), torch.zeros(B, H))
+
+
+def test_wall_time_accounting_adds_up_to_the_wall_time():
+    lstm, x, state = small_layer()
+    account = wall_time_accounting(lambda: lstm_precomputed_loop(x, state, weights_of(lstm))[0])
+    parts = ("matrix products", "fused layer", "other operators", "between operators, forward",
+             "between operators, backward")
+    assert sum(account[part] for part in parts) == pytest.approx(account["wall"], rel=1e-6)
+    assert all(account[part] >= 0 for part in parts) and account["matrix products"] > 0
+    assert account["fused layer"] == 0
+    assert account["forward operators"] > 6 and account["backward nodes"] > 6
+    fused = wall_time_accounting(lambda: lstm(x)[0])
+    if onednn_usable(x):  # nn.LSTM runs oneDNN's layer operators on a CPU
+        assert fused["fused layer"] > 0 and fused["matrix products"] == 0
+    function = wall_time_accounting(lambda: lstm_autograd_function(x, state, weights_of(lstm))[0])
+    assert function["backward nodes"] < account["backward nodes"]  # one node for the whole layer
+
+
+def test_microseconds_per_operation_are_positive_and_autograd_costs_more():
+    prices = microseconds_per_operation(count=300, repeat=3)
+    assert set(prices) == {"operation, no autograd", "operation recorded by autograd", "backward node"}
+    assert all(0 <= value < 1000 for value in prices.values())
+    assert prices["operation, no autograd"] > 0
+
+
+def test_lstm_products_count_the_function_flops_with_the_input_gradient():
+    T, B, I, H = 4, 3, 5, 6
+    products = lstm_products(T, B, I, H)
+    total = sum(2 * M * K * N * calls for M, K, N, calls in products.values())
+    assert total == 2 * T * B * 4 * H * (3 * I + 3 * H)
+    lstm, x, state = small_layer(T, B, I, H)
+    with FlopCounterMode(display=False) as counter:
+        lstm_autograd_function(x, state, weights_of(lstm))[0].sum().backward()
+    assert counter.get_total_flops() == total
+
+
+@pytest.mark.parametrize("library", [pytest.param("oneDNN", marks=ONEDNN), "MKL"])
+def test_product_seconds_measures_a_product(library):
+    assert 0 < product_seconds(16, 8, 4, library, repeat=2) < 1
+    if library == "oneDNN":
+        assert 0 < product_seconds(16, 8, 4, library, copies=False, repeat=2) < 1
+    with pytest.raises(ValueError, match="library"):
+        product_seconds(2, 2, 2, "BLIS")
+
+
+def test_recurrent_intensity_is_about_half_the_batch_and_grows_when_weights_stay_on_chip():
+    B, H = 4, 3
+    assert recurrent_intensity(B, H) == pytest.approx(2 * B * 4 * H * H / (4 * (4 * H * H + B * H + B * 4 * H)))
+    assert recurrent_intensity(64, 4096) == pytest.approx(32, rel=0.05)
+    assert recurrent_intensity(64, 4096, bytes_per_number=2) == pytest.approx(64, rel=0.05)
+    assert recurrent_intensity(64, 512, steps_per_weight_read=100) > 5 * recurrent_intensity(64, 512)
