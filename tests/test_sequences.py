@@ -13,7 +13,7 @@ from rnnbook import sequences as sq
 from rnnbook.sequences import (SequenceClassifier, balanced_folds, channel_statistics, check_lengths,
                                cross_validate_l2, final_state, fit_logistic_regression, labelled_batches,
                                last_step, length_mask, load_japanese_vowels, masked_cross_entropy, masked_mean,
-                               pad_batch, parse_ts, predict_classes, standardize, summary_features,
+                               mcnemar_test, pad_batch, parse_ts, predict_classes, standardize, summary_features,
                                train_classifier)
 
 
@@ -89,6 +89,16 @@ def test_masked_mean_ignores_whatever_the_padding_holds():
     values = torch.tensor([[1.0, 2.0], [3.0, float("inf")], [float("nan"), -4.0]])
     mask = torch.tensor([[True, True], [True, False], [False, True]])
     assert float(masked_mean(values, mask)) == pytest.approx((1 + 2 + 3 - 4) / 4)
+
+
+def test_masked_mean_gradient_is_clean_for_finite_padding_only():
+    mask = torch.tensor([True, True, False])
+    for padding, finite in ((1000.0, True), (float("inf"), False), (float("nan"), False)):
+        inputs = torch.tensor([1.0, 2.0, padding], requires_grad=True)
+        value = masked_mean(inputs ** 2, mask)  # d/dx x^2 = 2x: a derivative computed from the padding
+        value.backward()
+        assert float(value) == pytest.approx(2.5)
+        assert bool(torch.isfinite(inputs.grad).all()) == finite
 
 
 def test_masked_mean_rejects_bad_masks():
@@ -348,6 +358,41 @@ def test_train_classifier_learns_and_is_reproducible():
     assert again["train_loss"] == history["train_loss"]
     with pytest.raises(ValueError, match="need epochs >= 1"):
         train_classifier(model, sequences, labels, epochs=0)
+
+
+def test_train_classifier_records_a_score_after_every_epoch_in_eval_mode():
+    sequences, labels = toy_problem()
+    torch.manual_seed(0)
+    model = SequenceClassifier(nn.GRU(2, 8), 2)
+    seen = []
+
+    def evaluate(evaluated):
+        seen.append((evaluated.training, torch.is_grad_enabled()))
+        return float((predict_classes(evaluated, sequences) == labels).float().mean())
+
+    history = train_classifier(model, sequences, labels, epochs=4, batch_size=16, lr=0.02, evaluate=evaluate)
+    assert len(history["score"]) == 4 and seen == [(False, False)] * 4 and model.training
+    assert history["score"][-1] == 1.0
+    torch.manual_seed(0)
+    plain = train_classifier(SequenceClassifier(nn.GRU(2, 8), 2), sequences, labels, epochs=4, batch_size=16, lr=0.02)
+    assert plain["score"] == [] and plain["train_loss"] == history["train_loss"]  # evaluating changes nothing
+
+
+# --- comparing two classifiers ------------------------------------------------------------
+
+def test_mcnemar_test_counts_disagreements_and_gives_the_exact_binomial_p():
+    first = torch.tensor([True] * 13 + [False] * 6 + [True] * 50)
+    second = torch.tensor([False] * 13 + [True] * 6 + [True] * 50)
+    result = mcnemar_test(first, second)
+    assert (result["first_only"], result["second_only"]) == (13, 6)
+    assert result["p"] == pytest.approx(0.1670684814453125)  # 2 * P(X <= 6), X ~ Binomial(19, 1/2)
+    assert mcnemar_test(second, first)["p"] == result["p"]
+    assert mcnemar_test(first, first) == {"first_only": 0, "second_only": 0, "p": 1.0}
+    assert mcnemar_test(torch.tensor([True] * 3), torch.tensor([False] * 3))["p"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="bool"):
+        mcnemar_test(first.int(), second)
+    with pytest.raises(ValueError, match="bool"):
+        mcnemar_test(first, second[:-1])
 
 
 def test_predict_classes_restores_the_training_mode():
