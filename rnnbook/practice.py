@@ -72,7 +72,6 @@ class CharRNN(nn.Module):
         return self.head(outputs), state
 
 
-OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 
 
@@ -81,9 +80,9 @@ class Recipe:
     """Every choice of :func:`train_char_model` besides the model and the data.
 
     ``steps`` updates on :func:`stream_batches` of ``batch_size`` streams and ``num_steps``
-    characters (the truncation length); ``optimizer`` ``"adamw"`` or ``"sgd"`` with peak
-    learning rate ``lr``; ``weight_decay`` for weight matrices only (decoupled with AdamW);
-    ``schedule`` ``"constant"`` or ``"cosine"`` after ``warmup`` updates of linear warm-up;
+    characters (the truncation length); AdamW with peak learning rate ``lr`` and decoupled
+    ``weight_decay`` for weight matrices only; ``schedule`` ``"constant"`` or ``"cosine"``
+    after ``warmup`` updates of linear warm-up;
     ``clip_value`` then ``clip_norm`` (0 turns either off); ``stateful`` carries the state
     across chunks, detached, instead of starting every chunk from zeros; validation every
     ``eval_every`` updates; ``patience`` > 0 stops after that many validations without a
@@ -93,7 +92,6 @@ class Recipe:
     steps: int = 300
     batch_size: int = 32
     num_steps: int = 32
-    optimizer: str = "adamw"
     lr: float = 3e-2
     weight_decay: float = 0.0
     schedule: str = "cosine"
@@ -107,9 +105,8 @@ class Recipe:
     def __post_init__(self):
         if min(self.steps, self.batch_size, self.num_steps, self.eval_every) < 1:
             raise ValueError(f"steps, batch_size, num_steps and eval_every must be positive in {self}")
-        if self.optimizer not in OPTIMIZERS or self.schedule not in SCHEDULES:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS} and schedule one of {SCHEDULES}, "
-                             f"got {self.optimizer!r} and {self.schedule!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.lr <= 0 or min(self.weight_decay, self.clip_norm, self.clip_value, self.patience) < 0:
             raise ValueError(f"need lr > 0 and non-negative weight_decay, clip_norm, clip_value, patience in {self}")
         if not 0 <= self.warmup < self.steps:
@@ -130,9 +127,7 @@ def _make_optimizer(model, recipe):
     matrices = [p for p in model.parameters() if p.ndim >= 2]
     others = [p for p in model.parameters() if p.ndim < 2]  # biases: never decayed
     groups = [{"params": matrices, "weight_decay": recipe.weight_decay}, {"params": others, "weight_decay": 0.0}]
-    if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr)
-    return torch.optim.SGD(groups, lr=recipe.lr)
+    return torch.optim.AdamW(groups, lr=recipe.lr)
 
 
 def _clip(model, recipe) -> tuple[float, bool]:
@@ -148,7 +143,7 @@ def _clip(model, recipe) -> tuple[float, bool]:
 
 
 def train_char_model(model, train_tokens, corpus, val_start: int, recipe: Recipe, *,
-                     seed: int = 0, log: bool = False) -> dict:
+                     seed: int = 0, also_score: dict | None = None, log: bool = False) -> dict:
     """Train a character model with truncated BPTT on stream batches; return its history.
 
     Each pass over ``train_tokens`` (N,) cuts :func:`stream_batches` at an offset drawn from
@@ -156,15 +151,22 @@ def train_char_model(model, train_tokens, corpus, val_start: int, recipe: Recipe
     ``recipe.eval_every`` updates and after the last, the corpus-level perplexity of
     ``corpus[val_start:]`` is measured by :func:`evaluate_perplexity` (64 characters of
     warm-up). The history holds per measurement ``step``, ``val_ppl``, ``train_ppl`` (of
-    the updates since the previous one), ``lr``, ``grad_norm`` (median norm entering the
+    the updates since the previous one, so with dropout on), ``lr``, ``grad_norm`` (median norm entering the
     norm clip) and ``clipped`` (share of updates clipping changed), and ``best_step``,
     ``best_val_ppl``, ``stopped_early`` and ``seconds`` (wall clock, which is noise).
+    ``also_score`` maps names to ``(corpus, start)`` pairs scored the same way at every
+    measurement, in evaluation mode, under ``history[name]``; only ``val_ppl`` decides
+    early stopping.
     """
+    also_score = dict(also_score or {})
+    keys = ("step", "val_ppl", "train_ppl", "lr", "grad_norm", "clipped")
+    if set(keys) & also_score.keys():
+        raise ValueError(f"also_score names must differ from the history's own keys {keys}")
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     optimizer = _make_optimizer(model, recipe)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: learning_rate_factor(recipe, step))
-    history = {key: [] for key in ("step", "val_ppl", "train_ppl", "lr", "grad_norm", "clipped")}
+    history = {key: [] for key in (*keys, *also_score)}
     best_ppl, best_step, best_weights, waited, stopped = math.inf, 0, None, 0, False
     losses, norms, changes, step = [], [], [], 0
     started = time.perf_counter()
@@ -191,6 +193,8 @@ def train_char_model(model, train_tokens, corpus, val_start: int, recipe: Recipe
                                    ("lr", lr), ("grad_norm", sorted(norms)[len(norms) // 2]),
                                    ("clipped", sum(changes) / len(changes))]:
                     history[key].append(value)
+                for name, (text, start) in also_score.items():
+                    history[name].append(evaluate_perplexity(model, text, start))
                 losses, norms, changes = [], [], []
                 if log:
                     print(f"update {step:5d}   train perplexity {history['train_ppl'][-1]:6.2f}   "
@@ -268,16 +272,20 @@ class SnippetClassifier(nn.Module):
 
 
 def train_snippet_classifier(model, inputs, labels, *, steps: int, lr: float, batch_size: int = 32,
-                     seed: int = 0, batch_dim: int = 1) -> list:
+                             seed: int = 0, batch_dim: int = 1, validation=None, eval_every: int = 25) -> dict:
     """Fit ``model`` (``inputs`` -> logits ``(B, C)``) to ``labels`` ``(N,)`` with AdamW.
 
     Each of ``steps`` updates draws ``batch_size`` examples (with replacement, from a
     generator seeded with ``seed``) along ``batch_dim`` of ``inputs`` (1 for time-major
     tokens ``(T, N)``, 0 for features ``(N, F)``) and clips the gradient norm at 1.
-    Returns the training losses.
+    With ``validation=(inputs, labels)``, the accuracy on it is measured every
+    ``eval_every`` updates and the model ends with the weights of the first best one.
+    Returns ``{"losses", "step", "val_accuracy", "best_step", "best_val_accuracy"}``
+    (the last four empty or None without ``validation``).
     """
-    if steps < 1 or lr <= 0 or batch_size < 1:
-        raise ValueError(f"need steps >= 1, lr > 0 and batch_size >= 1, got {steps}, {lr}, {batch_size}")
+    if steps < 1 or lr <= 0 or batch_size < 1 or eval_every < 1:
+        raise ValueError(f"need steps >= 1, lr > 0, batch_size >= 1 and eval_every >= 1, "
+                         f"got {steps}, {lr}, {batch_size}, {eval_every}")
     if inputs.shape[batch_dim] != len(labels):
         raise ValueError(f"inputs hold {inputs.shape[batch_dim]} examples along dimension {batch_dim} "
                          f"but there are {len(labels)} labels")
@@ -285,13 +293,23 @@ def train_snippet_classifier(model, inputs, labels, *, steps: int, lr: float, ba
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     model.train()
-    losses = []
-    for _ in range(steps):
+    history = {"losses": [], "step": [], "val_accuracy": [], "best_step": None, "best_val_accuracy": None}
+    best_weights = None
+    for step in range(1, steps + 1):
         index = torch.randint(len(labels), (batch_size,), generator=generator)
         loss = F.cross_entropy(model(inputs.index_select(batch_dim, index).to(device)), labels[index].to(device))
         clipped_update(model, optimizer, loss, 1.0)
-        losses.append(loss.item())
-    return losses
+        history["losses"].append(loss.item())
+        if validation is not None and step % eval_every == 0:
+            accuracy = classification_accuracy(model, *validation)
+            history["step"].append(step)
+            history["val_accuracy"].append(accuracy)
+            if history["best_step"] is None or accuracy > history["best_val_accuracy"]:
+                history["best_step"], history["best_val_accuracy"] = step, accuracy
+                best_weights = copy.deepcopy(model.state_dict())
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    return history
 
 
 @torch.no_grad()

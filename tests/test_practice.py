@@ -109,7 +109,7 @@ def test_learning_rate_factor_warms_up_linearly_then_decays_by_cosine():
     assert [learning_rate_factor(constant, step) for step in range(10, 110)] == [1.0] * 100
 
 
-@pytest.mark.parametrize("options", [dict(steps=0), dict(optimizer="adam"), dict(schedule="linear"),
+@pytest.mark.parametrize("options", [dict(steps=0), dict(schedule="linear"),
                                      dict(lr=0.0), dict(clip_norm=-1.0), dict(warmup=300), dict(patience=-1)])
 def test_recipe_refuses_bad_settings(options):
     with pytest.raises(ValueError):
@@ -177,6 +177,24 @@ def test_training_reduces_validation_perplexity_and_records_history():
     assert history["val_ppl"][-1] < 0.5 * before
     assert all(len(history[key]) == 3 for key in ("val_ppl", "train_ppl", "lr", "grad_norm", "clipped"))
     assert history["best_val_ppl"] == min(history["val_ppl"]) and not history["stopped_early"]
+
+
+def test_also_score_records_extra_perplexities_without_steering_early_stopping():
+    corpus, train, split = text()
+    torch.manual_seed(0)
+    model = CharRNN(V, 16, embedding_size=4)
+    history = train_char_model(model, train, corpus[:split + 300], split,
+                               Recipe(steps=40, batch_size=8, num_steps=10, lr=1e-2, warmup=5, eval_every=20),
+                               also_score={"test_ppl": (corpus, split + 300), "training_ppl": (train, 1)})
+    assert len(history["test_ppl"]) == len(history["training_ppl"]) == len(history["val_ppl"]) == 2
+    model.train()  # the scores are taken in evaluation mode whatever the mode before
+    assert history["test_ppl"][-1] == evaluate_perplexity(model, corpus, split + 300)
+    assert history["training_ppl"][-1] == evaluate_perplexity(model, train, 1)
+    assert history["val_ppl"][-1] == evaluate_perplexity(model, corpus[:split + 300], split)
+    assert model.training
+    with pytest.raises(ValueError, match="history's own keys"):
+        train_char_model(model, train, corpus, split, Recipe(steps=2, warmup=0, eval_every=2),
+                         also_score={"val_ppl": (corpus, split)})
 
 
 def test_training_is_reproducible_with_a_seed():
@@ -296,8 +314,10 @@ def test_sequence_classifier_learns_a_task_the_last_state_can_solve():
     model = SnippetClassifier(CharRNN(V, 16, embedding_size=4), 2)
     assert model(tokens).shape == (200, 2)
     before = classification_accuracy(model, tokens, labels)
-    losses = train_snippet_classifier(model, tokens, labels, steps=150, lr=1e-2, seed=0)
+    history = train_snippet_classifier(model, tokens, labels, steps=150, lr=1e-2, seed=0)
+    losses = history["losses"]
     assert len(losses) == 150 and losses[-1] < losses[0]
+    assert history["step"] == [] and history["best_step"] is None
     assert classification_accuracy(model, tokens, labels) > max(0.95, before)
     with pytest.raises(ValueError, match="labels"):
         train_snippet_classifier(model, tokens, labels[:10], steps=1, lr=1e-2)
@@ -312,3 +332,22 @@ def test_train_classifier_on_features_along_dimension_zero():
     probe = nn.Linear(3, 2)
     train_snippet_classifier(probe, features, labels, steps=200, lr=5e-2, seed=0, batch_dim=0)
     assert classification_accuracy(probe, features, labels) > 0.9
+
+
+def test_train_classifier_keeps_the_weights_of_the_best_validation_accuracy():
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(200, 3, generator=generator)
+    labels = (features[:, 0] > 0).long()
+    validation = (features[100:], 1 - labels[100:])  # inverted: learning the task lowers its accuracy
+    probe = nn.Linear(3, 2)
+    history = train_snippet_classifier(probe, features[:100], labels[:100], steps=60, lr=5e-2, seed=0,
+                                       batch_dim=0, validation=validation, eval_every=10)
+    assert history["step"] == [10, 20, 30, 40, 50, 60]
+    best = max(history["val_accuracy"])
+    assert history["best_val_accuracy"] == best
+    assert history["best_step"] == history["step"][history["val_accuracy"].index(best)]  # the first best
+    assert history["best_step"] < 60 and history["val_accuracy"][-1] < best
+    assert classification_accuracy(probe, *validation) == best  # the best weights were restored
+    with pytest.raises(ValueError, match="eval_every"):
+        train_snippet_classifier(probe, features, labels, steps=1, lr=1e-2, batch_dim=0, eval_every=0)
