@@ -35,6 +35,7 @@ help:
 	@echo "make env-cpu  the environment with PyTorch's CPU-only build (Linux laptops: no CUDA libraries)"
 	@echo "make check-install  a fresh Colab-like venv installs the package as the launch cell does, runs chapter 1"
 	@echo "make check-lock     ask pip whether requirements.txt has wheels for Linux, macOS and Windows"
+	@echo "make gpu-check      on a machine with CUDA: the GPU equivalence checks and chapter 15's GPU rows (skips without CUDA)"
 	@echo "make clean    remove build outputs (keeps .venv and data)"
 
 # The environment: a complete, pinned lock installed without dependency resolution.
@@ -102,6 +103,12 @@ check-install: $(STAMP) data
 
 check-lock: $(STAMP)
 	$(PY) tools/check_lock.py
+
+# Not part of `make test`: the book's CUDA paths (tools/gpu_check.py), in a few minutes on a GPU;
+# without CUDA it says so and exits 0.
+.PHONY: gpu-check
+gpu-check: $(STAMP)
+	$(PY) tools/gpu_check.py
 
 clean:
 	rm -rf _build

@@ -1,6 +1,7 @@
-"""rnnbook.performance (chapter 15): hand-written LSTM layers equal nn.LSTM, and the benchmark and
-accounting helpers."""
+"""rnnbook.performance (chapter 15): hand-written LSTM layers equal nn.LSTM, the benchmark and
+accounting helpers, and tools/gpu_check.py (the book's GPU rows), exercised on the CPU."""
 
+import importlib.util
 import os
 
 import pytest
@@ -8,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from conftest import ROOT
 from rnnbook.performance import (DenseMatmul, LSTMFunction, OneDNNMatmul, Timings, captured_native_output,
                                  check_lstm_arguments, gate_step, indexed_recurrence, input_projection,
                                  interleaved_timings, lstm_autograd_function, lstm_fused_loop, lstm_per_gate_loop,
@@ -293,3 +295,44 @@ def test_recurrent_intensity_is_about_half_the_batch_and_grows_when_weights_stay
     assert recurrent_intensity(64, 4096) == pytest.approx(32, rel=0.05)
     assert recurrent_intensity(64, 4096, bytes_per_number=2) == pytest.approx(64, rel=0.05)
     assert recurrent_intensity(64, 512, steps_per_weight_read=100) > 5 * recurrent_intensity(64, 512)
+
+
+def load_gpu_check():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "tools" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_skips_with_a_clear_message_without_cuda(monkeypatch, capsys):
+    gpu_check = load_gpu_check()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert gpu_check.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("gpu-check skipped: no CUDA device") and "unmeasured" in out
+
+
+def test_gpu_check_harness_passes_on_the_cpu_and_catches_a_wrong_layer(monkeypatch):
+    gpu_check = load_gpu_check()
+    report = gpu_check.Report()
+    device = torch.device("cpu")
+    gpu_check.stacked_equivalence(device, report)
+    gpu_check.packed_equivalence(device, report)
+    gpu_check.layer_equivalence(device, report)
+    assert len(report.rows) == 15 and not report.failed
+    broken = gpu_check.Report()
+    monkeypatch.setattr(gpu_check, "lstm_per_gate_loop",
+                        lambda x, state, weights: lstm_per_gate_loop(x, state, (weights[0], weights[1] * 1.01, *weights[2:])))
+    gpu_check.layer_equivalence(device, broken)
+    assert [row[1] for row in broken.failed] == ["per-gate loop"]
+
+
+def test_gpu_check_timing_rows_run_on_the_cpu():
+    gpu_check = load_gpu_check()
+    report = gpu_check.Report()
+    gpu_check.timing_rows(torch.device("cpu"), {"tiny": (3, 2, 4, 5)}, rounds=1, report=report)
+    rows = {row: text for _, row, text in report.timings}
+    assert rows["nn.LSTM float32"].endswith("ms")
+    assert all(text.endswith("]") for row, text in rows.items()
+               if row != "nn.LSTM float32" and not text.startswith("not run")), rows
+    assert {"nn.GRU float32", "LSTMCell loop", "precomputed + unbind", "Function, dense GEMM"} <= set(rows)
