@@ -58,10 +58,11 @@ def naive_forecast(series: torch.Tensor, origins, horizon: int) -> torch.Tensor:
     return torch.stack([series[int(origin) - 1].repeat(horizon) for origin in origins])
 
 
-def seasonal_naive_forecast(series: torch.Tensor, origins, horizon: int, period: int) -> torch.Tensor:
-    """The value one season earlier: the forecast of ``series[o + h]`` is
+def cycle_naive_forecast(series: torch.Tensor, origins, horizon: int, period: int) -> torch.Tensor:
+    """The value one assumed cycle earlier: the forecast of ``series[o + h]`` is
     ``series[o + h - k * period]`` with the smallest ``k >= 1`` that makes it known (``< o``).
-    Returns ``(M, horizon)``."""
+    Returns ``(M, horizon)``. FPP3's seasonal naive forecast computes the same for a
+    pattern of fixed period; for a cycle of varying length it is a rough rule."""
     if period < 1 or min(int(origin) for origin in origins) < period:
         raise ValueError(f"need period >= 1 and every origin >= period, got period {period}")
     steps = torch.arange(horizon)
@@ -76,11 +77,28 @@ def mean_absolute_error(forecasts: torch.Tensor, targets: torch.Tensor) -> float
     return float((forecasts.double() - targets.double()).abs().mean())
 
 
+def block_bootstrap_indices(count: int, block: int, resamples: int, generator: torch.Generator) -> torch.Tensor:
+    """Row indices of a moving-block bootstrap: ``(resamples, count)`` int64.
+
+    Each resample joins ``ceil(count / block)`` runs of ``block`` consecutive indices
+    in ``[0, count)``, each starting at a random position drawn from ``generator``, and
+    keeps the first ``count``. Rows closer than ``block`` stay together, so a statistic
+    of dependent rows (errors of forecasts whose targets overlap) keeps their dependence.
+    """
+    if not 1 <= block <= count or resamples < 1:
+        raise ValueError(f"need 1 <= block <= count and resamples >= 1, got block {block}, count {count}, "
+                         f"resamples {resamples}")
+    runs = math.ceil(count / block)
+    starts = torch.randint(count - block + 1, (resamples, runs), generator=generator)
+    return (starts[..., None] + torch.arange(block)).reshape(resamples, -1)[:, :count]
+
+
 def train_forecaster(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *, steps: int,
                      batch_size: int = 32, lr: float = 3e-3, clip: float = 1.0, seed: int = 0,
-                     evaluate=None, evaluate_every: int = 100) -> dict:
-    """Train ``model`` on windows ``inputs`` ``(M, L, 1)`` and ``targets`` ``(M, horizon)``
-    with Adam and the mean squared error, on mini-batches drawn with replacement.
+                     loss: str = "mse", evaluate=None, evaluate_every: int = 100) -> dict:
+    """Train ``model`` on windows ``inputs`` ``(M, T, 1)`` and ``targets`` ``(M, horizon)``
+    with Adam and the mean squared (``loss="mse"``) or absolute (``"mae"``) error, on
+    mini-batches drawn with replacement.
 
     Batches come from a generator seeded with ``seed``; each step clips the gradient
     norm to ``clip``. If ``evaluate`` is given, ``evaluate(model)`` (a number) is
@@ -90,6 +108,9 @@ def train_forecaster(model: nn.Module, inputs: torch.Tensor, targets: torch.Tens
     if steps < 1 or batch_size < 1 or lr <= 0 or clip <= 0 or len(inputs) != len(targets):
         raise ValueError(f"need steps, batch_size, lr, clip > 0 and one target row per window; got {steps}, "
                          f"{batch_size}, {lr}, {clip}, {len(inputs)} windows and {len(targets)} targets")
+    losses = {"mse": F.mse_loss, "mae": F.l1_loss}
+    if loss not in losses:
+        raise ValueError(f"loss must be 'mse' or 'mae', got {loss!r}")
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -97,8 +118,8 @@ def train_forecaster(model: nn.Module, inputs: torch.Tensor, targets: torch.Tens
     model.train()
     for step in range(1, steps + 1):
         chosen = torch.randint(len(inputs), (batch_size,), generator=generator)
-        loss = F.mse_loss(model(inputs[chosen].to(device)), targets[chosen].to(device))
-        clipped_update(model, optimizer, loss, clip)
+        error = losses[loss](model(inputs[chosen].to(device)), targets[chosen].to(device))
+        clipped_update(model, optimizer, error, clip)
         if evaluate is not None and step % evaluate_every == 0:
             model.eval()
             with torch.no_grad():
@@ -220,11 +241,15 @@ class DateTranslator(nn.Module):
         h, c = self.decoder(self.target_embedding(previous), state)
         return self.head(h), (h, c)
 
-    def forward(self, sources: torch.Tensor, lengths, targets: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: step ``s`` reads the true character ``targets[s - 1]``.
+    def forward(self, sources: torch.Tensor, lengths, targets: torch.Tensor, input_noise: float = 0.0,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """Teacher forcing: step ``s`` reads the true character ``targets[s - 1]``, or, with
+        probability ``input_noise`` (drawn from the CPU ``generator``), a wrong one.
         ``targets`` ``(S, B)``; returns ``logits`` ``(S, B, V)``."""
         if targets.ndim != 2 or targets.shape[1] != sources.shape[1]:
             raise ValueError(f"expected targets (S, {sources.shape[1]}), got shape {tuple(targets.shape)}")
+        if not 0.0 <= input_noise < 1.0:
+            raise ValueError(f"input_noise must be in [0, 1), got {input_noise}")
         state = self.encode(sources, lengths)
         previous = torch.full_like(targets[0], START)
         logits = []
@@ -232,6 +257,11 @@ class DateTranslator(nn.Module):
             step_logits, state = self.decode_step(previous, state)
             logits.append(step_logits)
             previous = target  # the truth, whatever the model predicted
+            if input_noise > 0:  # replace some inputs by a wrong character: never the true one
+                shift = torch.randint(1, len(TARGET_ALPHABET), target.shape, generator=generator)
+                wrong = torch.rand(target.shape, generator=generator) < input_noise
+                previous = torch.where(wrong.to(target.device), (target + shift.to(target.device)) % len(TARGET_ALPHABET),
+                                       target)
         return torch.stack(logits)
 
     @torch.no_grad()
@@ -251,11 +281,12 @@ class DateTranslator(nn.Module):
 
 
 def train_translator(model: DateTranslator, make_batch, *, steps: int, lr: float = 1e-2, clip: float = 1.0,
-                     seed: int = 0, evaluate=None, evaluate_every: int = 100) -> dict:
+                     seed: int = 0, input_noise: float = 0.0, evaluate=None, evaluate_every: int = 100) -> dict:
     """Train with teacher forcing: Adam on the cross-entropy of every output character.
 
     ``make_batch(generator)`` returns ``(sources (T, B), lengths (B,), targets (S, B))``
-    from a CPU generator seeded with ``seed``. If ``evaluate`` is given,
+    from a CPU generator seeded with ``seed``; with ``input_noise`` each decoder input is
+    replaced by a wrong character with that probability (the same generator). If ``evaluate`` is given,
     ``evaluate(model)`` (a dict of numbers) is recorded every ``evaluate_every``
     steps, in eval mode. Returns ``{"step": [...], "train_loss": [...], "evaluations": [...]}``
     (the training loss is recorded at the same steps, averaged since the previous record).
@@ -272,7 +303,7 @@ def train_translator(model: DateTranslator, make_batch, *, steps: int, lr: float
     for step in range(1, steps + 1):
         sources, lengths, targets = make_batch(generator)
         sources, targets = sources.to(device), targets.to(device)
-        logits = model(sources, lengths, targets)
+        logits = model(sources, lengths, targets, input_noise=input_noise, generator=generator)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
         clipped_update(model, optimizer, loss, clip)
         running, count = running + loss.item(), count + 1
@@ -322,3 +353,28 @@ def after_first_error(free_running: torch.Tensor, teacher_forced: torch.Tensor, 
     return {"positions": count / after.numel(),
             "teacher_forced": float((teacher_forced == targets)[after].float().mean()),
             "free_running": float((free_running == targets)[after].float().mean())}
+
+
+@torch.no_grad()
+def accuracy_after_wrong_input(model: DateTranslator, sources: torch.Tensor, lengths, targets: torch.Tensor,
+                               position: int) -> float:
+    """Character accuracy after an injected error: the decoder reads the true characters
+    before ``position``, a wrong one in place of ``targets[position]`` (the next symbol of
+    ``TARGET_ALPHABET``), and its own greedy outputs after that; scored at the positions
+    after ``position``. ``targets`` ``(S, B)``, ``0 <= position < S - 1``."""
+    if not 0 <= position < len(targets) - 1:
+        raise ValueError(f"position must be in [0, {len(targets) - 2}], got {position}")
+    state = model.encode(sources, lengths)
+    previous = torch.full_like(targets[0], START)
+    predictions = []
+    for step, target in enumerate(targets):
+        step_logits, state = model.decode_step(previous, state)
+        predictions.append(step_logits.argmax(dim=-1))
+        if step < position:
+            previous = target
+        elif step == position:
+            previous = (target + 1) % len(TARGET_ALPHABET)  # a wrong character, never the true one
+        else:
+            previous = predictions[-1]
+    predictions = torch.stack(predictions)
+    return float((predictions[position + 1:] == targets[position + 1:]).float().mean())

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from rnnbook.applications import (DATE_STYLES, FIRST_DATE, LAST_DATE, SOURCE_ALPHABET, START, TARGET_ALPHABET,
-                                  TARGET_LENGTH, DateTranslator, after_first_error,
-                                  character_accuracy, date_pairs, decode_targets, encode_sources, encode_targets,
-                                  exact_match, load_sunspots, make_windows, mean_absolute_error, naive_forecast,
-                                  render_date, seasonal_naive_forecast, train_forecaster, train_translator)
+                                  TARGET_LENGTH, DateTranslator, accuracy_after_wrong_input, after_first_error,
+                                  block_bootstrap_indices, character_accuracy, cycle_naive_forecast, date_pairs,
+                                  decode_targets, encode_sources, encode_targets, exact_match, load_sunspots,
+                                  make_windows, mean_absolute_error, naive_forecast, render_date, train_forecaster,
+                                  train_translator)
 from rnnbook.gru import GRURegressor
 
 
@@ -44,17 +45,32 @@ def test_make_windows_rejects_windows_that_do_not_fit(origins, message):
         make_windows(torch.arange(30.0), origins, input_length=4, horizon=3)
 
 
-def test_naive_and_seasonal_naive_forecasts():
+def test_naive_and_cycle_naive_forecasts():
     series = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0])
     assert naive_forecast(series, [3, 5], 2).tolist() == [[3.0, 3.0], [5.0, 5.0]]
     # period 3 from origin 6: y6 <- y3, y7 <- y4, y8 <- y5, y9 <- y3 (two seasons back)
-    assert seasonal_naive_forecast(series, [6], 4, 3).tolist() == [[4.0, 5.0, 6.0, 4.0]]
+    assert cycle_naive_forecast(series, [6], 4, 3).tolist() == [[4.0, 5.0, 6.0, 4.0]]
     periodic = torch.sin(2 * math.pi * torch.arange(60.0, dtype=torch.float64) / 7)
     origins = range(14, 30)
     exact = torch.stack([periodic[o:o + 20] for o in origins])
-    torch.testing.assert_close(seasonal_naive_forecast(periodic, origins, 20, 7), exact)
+    torch.testing.assert_close(cycle_naive_forecast(periodic, origins, 20, 7), exact)
     with pytest.raises(ValueError, match="every origin >= period"):
-        seasonal_naive_forecast(series, [2], 2, 3)
+        cycle_naive_forecast(series, [2], 2, 3)
+
+
+def test_block_bootstrap_indices_are_runs_of_consecutive_rows():
+    indices = block_bootstrap_indices(23, 5, 300, torch.Generator().manual_seed(0))
+    assert indices.shape == (300, 23) and indices.dtype == torch.int64
+    assert int(indices.min()) >= 0 and int(indices.max()) <= 22
+    runs = indices[:, :20].reshape(300, 4, 5)  # the first four complete runs of each resample
+    assert torch.equal(runs - runs[..., :1], torch.arange(5).expand(300, 4, 5))
+    assert len({tuple(row.tolist()) for row in indices}) > 250  # resamples differ
+    assert set(indices[:, 0].tolist()) == set(range(19))  # every start position is drawn
+    again = block_bootstrap_indices(23, 5, 300, torch.Generator().manual_seed(0))
+    assert torch.equal(again, indices)
+    assert torch.equal(block_bootstrap_indices(4, 4, 2, torch.Generator()), torch.arange(4).expand(2, 4))
+    with pytest.raises(ValueError, match="block <= count"):
+        block_bootstrap_indices(4, 5, 10, torch.Generator())
 
 
 def test_mean_absolute_error():
@@ -77,6 +93,21 @@ def test_train_forecaster_fits_a_sine_and_records_scores():
     assert model.training  # evaluation switched back to training mode
     with pytest.raises(ValueError, match="one target row per window"):
         train_forecaster(model, inputs, targets[:-1], steps=1)
+
+
+def test_train_forecaster_minimises_the_loss_it_is_given():
+    # targets that are 0 most of the time and 10 now and then: the mean is pulled up, the median is not
+    inputs = torch.zeros(40, 3, 1)
+    targets = torch.zeros(40, 1)
+    targets[::5] = 10.0
+    fitted = {}
+    for loss in ("mse", "mae"):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3, 1))
+        train_forecaster(model, inputs, targets, steps=400, batch_size=40, lr=0.05, loss=loss)
+        fitted[loss] = float(model[1].bias.detach())
+    assert fitted["mse"] == pytest.approx(2.0, abs=0.3) and abs(fitted["mae"]) < 0.3
+    with pytest.raises(ValueError, match="loss must be"):
+        train_forecaster(model, inputs, targets, steps=1, loss="huber")
 
 
 # --- the date task ---------------------------------------------------------------------
@@ -161,6 +192,45 @@ def test_translator_rejects_bad_input():
         model(sources, lengths, torch.zeros(10, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="steps must be >= 1"):
         model.greedy_decode(sources, lengths, steps=0)
+    with pytest.raises(ValueError, match="input_noise"):
+        model(sources, lengths, torch.zeros(10, 2, dtype=torch.long), input_noise=1.0)
+
+
+def test_input_noise_replaces_inputs_by_wrong_characters_only():
+    torch.manual_seed(5)
+    model = DateTranslator(hidden_size=8, embedding_size=4)
+    written, iso = date_pairs(64, torch.Generator().manual_seed(1))
+    sources, lengths = encode_sources(written)
+    targets = encode_targets(iso)
+    seen = []
+    hook = model.target_embedding.register_forward_hook(lambda module, args, output: seen.append(args[0].clone()))
+    clean = model(sources, lengths, targets)
+    assert torch.equal(model(sources, lengths, targets, input_noise=0.0, generator=torch.Generator()), clean)
+    seen.clear()
+    model(sources, lengths, targets, input_noise=0.3, generator=torch.Generator().manual_seed(2))
+    hook.remove()
+    inputs = torch.stack(seen[1:])  # (S - 1, B): what steps 1 to S - 1 read instead of targets[:-1]
+    changed = inputs != targets[:-1]
+    assert 0.2 < float(changed.float().mean()) < 0.4  # about the requested share, and every change is wrong
+    assert bool((inputs >= 0).all() and (inputs < len(TARGET_ALPHABET)).all())
+
+
+def test_accuracy_after_wrong_input_feeds_truth_then_a_wrong_character_then_its_own_outputs():
+    class Copycat(DateTranslator):
+        """A decoder that predicts the character it reads plus one: wrong inputs propagate."""
+
+        def decode_step(self, previous, state):
+            logits = torch.full((len(previous), len(TARGET_ALPHABET)), -1.0)
+            logits[torch.arange(len(previous)), (previous + 1) % len(TARGET_ALPHABET)] = 1.0
+            return logits, state
+
+    model = Copycat(hidden_size=4, embedding_size=3)
+    sources, lengths = encode_sources(["3 mar 21"])
+    targets = torch.tensor([[0], [1], [2], [3], [4]])  # each character the previous one plus one
+    # after a wrong input at position 1 (2 instead of 1) it predicts 3, 4, 5 for targets 2, 3, 4
+    assert accuracy_after_wrong_input(model, sources, lengths, targets, 1) == 0.0
+    with pytest.raises(ValueError, match="position must be"):
+        accuracy_after_wrong_input(model, sources, lengths, targets, 4)
 
 
 def test_train_translator_learns_a_single_style_and_records_evaluations():
@@ -186,6 +256,9 @@ def test_train_translator_learns_a_single_style_and_records_evaluations():
     assert history["evaluations"][-1]["accuracy"] > 0.8
     with pytest.raises(ValueError, match="need steps >= 1"):
         train_translator(model, make_batch, steps=0)
+    noisy = DateTranslator(hidden_size=32, embedding_size=16)
+    noisy_history = train_translator(noisy, make_batch, steps=2, seed=3, input_noise=0.2)
+    assert len(noisy_history["train_loss"]) == 1
 
 
 # --- metrics -----------------------------------------------------------------------------
