@@ -80,9 +80,10 @@ def _value(text: str) -> float | None:
 
 
 def _key(value: float) -> float:
-    """Numbers compare as printed values; -0.5 in an output backs 0.5 in prose
-    ("falls by 0.5"), so signs are dropped."""
-    return round(abs(value), 12)
+    """Numbers compare as printed values, to twelve significant digits (so that 2e-23
+    is not mistaken for 3e-16); -0.5 in an output backs 0.5 in prose ("falls by 0.5"),
+    so signs are dropped."""
+    return float(f"{abs(value):.12g}")
 
 
 def numbers_in_code_or_output(text: str) -> set[float]:

@@ -127,3 +127,9 @@ def test_harness_talk_and_lengths_are_measured():
     assert claims.HARNESS_TALK.search("under the foreign CPU configuration")
     assert not claims.HARNESS_TALK.search("`torch.testing.assert_close` checks it")
     assert claims.word_count("```{exercise}\n:label: x\n```\nthree words here") == 3
+
+
+def test_tiny_numbers_are_told_apart():
+    assert claims._key(2.2e-23) != claims._key(3e-16)
+    assert claims._key(-0.5) == claims._key(0.50)
+    assert claims._key(80412.0) == claims._key(80412)
