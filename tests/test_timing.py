@@ -34,7 +34,7 @@ def test_median_ratio_tells_slow_from_fast():
         median_ratio(slow, fast, repeat=0)
 
 
-def test_ratio_at_least_measures_again_only_while_below_the_bound():
+def test_ratio_at_least_is_a_majority_vote_and_returns_the_median(monkeypatch):
     calls = []
 
     def slow():
@@ -47,9 +47,22 @@ def test_ratio_at_least_measures_again_only_while_below_the_bound():
     assert ratio_at_least(slow, fast, 1.5, attempts=3, repeat=3) >= 1.5
     first = len(calls)
     assert ratio_at_least(fast, slow, 1.5, attempts=3, repeat=3) < 1.5  # a false claim stays false
-    assert len(calls) - first == 3 * 2 * (3 + 1)  # three attempts of (warm-up + 3 rounds), two functions each
-    with pytest.raises(ValueError, match="attempts"):
-        ratio_at_least(fast, slow, 1.0, attempts=0)
+    assert len(calls) - first == 2 * 2 * (3 + 1)  # decided after two attempts of (warm-up + 3 rounds)
+    for attempts in (0, 2):
+        with pytest.raises(ValueError, match="attempts"):
+            ratio_at_least(fast, slow, 1.0, attempts=attempts)
+    from rnnbook import timing
+
+    measured = iter([0.9, 1.3, 1.4, 0.8, 0.95, 1.6])  # a burst, then two above; then two below
+    monkeypatch.setattr(timing, "median_ratio", lambda a, b, repeat, warmup: next(measured))
+    assert ratio_at_least(fast, slow, 1.1) == 1.3  # median of 0.9, 1.3, 1.4: not the best of them
+    assert ratio_at_least(fast, slow, 1.1) == pytest.approx(0.875)  # two below decide; median of 0.8, 0.95
+
+
+def test_median_ratio_alternates_the_order_within_rounds():
+    order = []
+    median_ratio(lambda: order.append("a"), lambda: order.append("b"), repeat=4, warmup=0)
+    assert order == ["a", "b", "b", "a", "a", "b", "b", "a"]
 
 
 def test_forward_backward_clears_and_fills_every_gradient():
