@@ -24,6 +24,8 @@ QUOTES = [
      "09_gru_from_scratch", r"scratch GRU, H=149 \(8 epochs\)\s+(\d+\.\d+)"),
     ("07_lstm_in_pytorch", "CHAPTER_6_EPOCHS_1_2",
      "06_lstm_from_scratch", r"epoch\s+\d+\s+train perplexity\s+[\d.]+\s+validation perplexity\s+(\d+\.\d+)"),
+    ("11_lstm_versus_gru", "ADD_ALPHA_5GRAM_CHAPTER_1",
+     "01_sequences_and_language_models", r"5-gram \(alpha=0\.03\)\s+(\d+\.\d+)"),
     ("14_applications", "ONE_DIRECTION_MEDIAN",
      "13_variable_length_sequences", r"GRU, frames in order: test accuracy by seed [\d. ]+;\s+median (\d+\.\d+)"),
 ]
