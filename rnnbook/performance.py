@@ -306,7 +306,8 @@ def ratio_quartiles(values) -> Tuple[float, float]:
     return first, third
 
 
-def interleaved_timings(jobs: dict, reference: str, *, rounds: int = 5, warmup: int = 1) -> Timings:
+def interleaved_timings(jobs: dict, reference: str, *, rounds: int = 5, warmup: int = 1,
+                        synchronize=None) -> Timings:
     """Time every job in interleaved rounds; ratios to ``jobs[reference]`` with their quartiles.
 
     ``jobs`` maps names to functions of no arguments. A round calls each job once, starting
@@ -314,6 +315,9 @@ def interleaved_timings(jobs: dict, reference: str, *, rounds: int = 5, warmup: 
     machine fall on all jobs alike; ``warmup`` rounds come first and are not timed. Each
     call's process CPU time is recorded too: on one thread it cannot exceed the wall time
     by more than the clocks' resolution, so ``cpu_per_wall`` near 1 confirms one thread.
+    On a GPU, operations only queue work: pass ``synchronize=torch.cuda.synchronize``, which
+    is called before every clock read, or the clocks measure launches; ``cpu_per_wall`` then
+    counts the waiting CPU and says nothing about threads.
     """
     if reference not in jobs:
         raise ValueError(f"reference {reference!r} is not one of the jobs {sorted(jobs)}")
@@ -325,8 +329,12 @@ def interleaved_timings(jobs: dict, reference: str, *, rounds: int = 5, warmup: 
     for round_ in range(warmup + rounds):
         order = names[round_ % len(names):] + names[:round_ % len(names)]
         for name in order:
+            if synchronize is not None:
+                synchronize()
             cpu_start, start = time.process_time(), time.perf_counter()
             jobs[name]()
+            if synchronize is not None:
+                synchronize()
             elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu_start
             if round_ >= warmup:
                 wall[name].append(elapsed)
@@ -382,6 +390,7 @@ def captured_native_output(descriptors=(1, 2)):
 
 PRODUCT_OPERATORS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::mkldnn_linear"})
 FUSED_LAYER_OPERATORS = frozenset({"aten::mkldnn_rnn_layer", "aten::mkldnn_rnn_layer_backward"})
+COPY_OPERATORS = frozenset({"aten::to_mkldnn", "aten::to_dense", "aten::contiguous"})
 
 
 def _union_length(intervals) -> float:
@@ -400,47 +409,40 @@ def _clipped(intervals, low, high):
     return [(max(a, low), min(b, high)) for a, b in intervals if min(b, high) > max(a, low)]
 
 
-def wall_time_accounting(run) -> dict:
+def wall_time_accounting(run, passes: int = 3) -> dict:
     """Where the wall time of one forward and backward pass of ``run()`` goes, by torch.profiler.
 
-    ``run()`` returns a tensor; the pass is ``run().sum().backward()``. The profiler records
-    two passes and counts the second (the first pays the profiler's set-up). Returns seconds: ``"wall"`` (the profiled pass), ``"matrix
-    products"`` (inside aten::mm, addmm, bmm or mkldnn_linear), ``"fused layer"`` (inside
-    oneDNN's LSTM layer operators, products and elementwise work together), ``"other
-    operators"`` (inside any other aten operator), ``"between operators, forward"`` (Python
-    and the dispatch before each operator) and ``"between operators, backward"`` (the
-    autograd engine, and the Python of a custom backward); the last five sum to ``"wall"``.
-    Also counts: ``"forward operators"`` (aten operators the forward pass called, not
-    counting those called by other operators) and ``"backward nodes"`` (autograd nodes run).
+    ``run()`` returns a tensor; a pass is ``run().sum().backward()``. The profiler records one
+    pass that is not counted (it pays the profiler's set-up), then ``passes`` passes, and the
+    account of the pass with the median wall time is returned, in seconds: ``"wall"`` (that
+    pass), ``"matrix products"`` (inside aten::mm, addmm, bmm or mkldnn_linear), ``"fused
+    layer"`` (inside oneDNN's LSTM layer operators, products and elementwise work together),
+    ``"layout copies"`` (inside aten::to_mkldnn, to_dense or contiguous: copies into and out of
+    oneDNN's layout, and transposed copies), ``"other operators"`` (inside any other aten
+    operator: elementwise work, views, allocation), ``"between operators, forward"`` (Python
+    and the dispatch before each operator) and ``"between operators, backward"`` (the autograd
+    engine, and the Python of a custom backward); the last six sum to ``"wall"``. Also counts:
+    ``"forward operators"`` (aten operators the forward pass called, not counting those called
+    by other operators) and ``"backward nodes"`` (autograd nodes run).
     """
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    if passes < 1:
+        raise ValueError(f"need passes >= 1, got {passes}")
     with captured_native_output((2,)):  # the profiler's C++ layer prints notices on descriptor 2
         with profile(activities=[ProfilerActivity.CPU]) as profiler:
             run().sum().backward()  # not counted
-            with record_function("forward pass"):
-                output = run()
-            with record_function("backward pass"):
-                output.sum().backward()
+            for index in range(passes):
+                with record_function(f"forward pass {index}"):
+                    output = run()
+                with record_function(f"backward pass {index}"):
+                    output.sum().backward()
     events = profiler.events()
-    phases = {event.name.split()[0]: (event.time_range.start, event.time_range.end)
-              for event in events if event.name in ("forward pass", "backward pass")}
+    phases = {tuple(event.name.split()[::2]): (event.time_range.start, event.time_range.end)
+              for event in events if event.name.split()[1:2] == ["pass"]}  # (phase, index) -> span
 
     def spans(keep):
         return [(event.time_range.start, event.time_range.end) for event in events if keep(event.name)]
-
-    operators = spans(lambda name: name.startswith("aten::"))
-    products, fused = spans(PRODUCT_OPERATORS.__contains__), spans(FUSED_LAYER_OPERATORS.__contains__)
-    result = dict.fromkeys(["wall", "matrix products", "fused layer", "other operators",
-                            "between operators, forward", "between operators, backward"], 0.0)
-    for phase, (low, high) in phases.items():
-        inside = _union_length(_clipped(operators, low, high))
-        result["wall"] += high - low
-        result["matrix products"] += _union_length(_clipped(products, low, high))
-        result["fused layer"] += _union_length(_clipped(fused, low, high))
-        result["other operators"] += inside - _union_length(_clipped(products + fused, low, high))
-        result[f"between operators, {phase}"] += (high - low) - inside
-    result = {key: value / 1e6 for key, value in result.items()}  # the profiler counts microseconds
 
     def called_by_an_operator(event):
         parent = event.cpu_parent
@@ -448,15 +450,36 @@ def wall_time_accounting(run) -> dict:
             parent = parent.cpu_parent
         return parent is not None
 
-    def during(phase, event):
-        low, high = phases[phase]
-        return low <= event.time_range.start <= high
+    operators = spans(lambda name: name.startswith("aten::"))
+    products, fused = spans(PRODUCT_OPERATORS.__contains__), spans(FUSED_LAYER_OPERATORS.__contains__)
+    copies = spans(COPY_OPERATORS.__contains__)
+    accounts = []
+    for index in range(passes):
+        result = dict.fromkeys(["wall", "matrix products", "fused layer", "layout copies", "other operators",
+                                "between operators, forward", "between operators, backward"], 0.0)
+        for phase in ("forward", "backward"):
+            low, high = phases[(phase, str(index))]
+            inside = _union_length(_clipped(operators, low, high))
+            named = _union_length(_clipped(products + fused, low, high))
+            result["wall"] += high - low
+            result["matrix products"] += _union_length(_clipped(products, low, high))
+            result["fused layer"] += _union_length(_clipped(fused, low, high))
+            result["layout copies"] += _union_length(_clipped(products + fused + copies, low, high)) - named
+            result["other operators"] += inside - _union_length(_clipped(products + fused + copies, low, high))
+            result[f"between operators, {phase}"] += (high - low) - inside
+        result = {key: value / 1e6 for key, value in result.items()}  # the profiler counts microseconds
 
-    result["forward operators"] = sum(1 for event in events if event.name.startswith("aten::")
-                                      and during("forward", event) and not called_by_an_operator(event))
-    result["backward nodes"] = sum(1 for event in events if event.name.startswith("autograd::engine::evaluate_function")
-                                   and during("backward", event))
-    return result
+        def during(phase, event, index=index):
+            low, high = phases[(phase, str(index))]
+            return low <= event.time_range.start <= high
+
+        result["forward operators"] = sum(1 for event in events if event.name.startswith("aten::")
+                                          and during("forward", event) and not called_by_an_operator(event))
+        result["backward nodes"] = sum(1 for event in events
+                                       if event.name.startswith("autograd::engine::evaluate_function")
+                                       and during("backward", event))
+        accounts.append(result)
+    return sorted(accounts, key=lambda account: account["wall"])[(passes - 1) // 2]
 
 
 def microseconds_per_operation(count: int = 2000, repeat: int = 5) -> dict:
@@ -484,7 +507,8 @@ def lstm_products(T: int, B: int, I: int, H: int) -> dict:
     """The matrix products of one forward and backward pass of an LSTM layer (input gradient
     included), as :class:`LSTMFunction` does them: name -> ``(M, K, N, calls)``, each call
     multiplying an (M, K) matrix by a (K, N) one. Their FLOPs add up to
-    ``2 T B 4H (3I + 3H)``."""
+    ``2 T B 4H (3I + 3H)``. The weight gradients (:data:`WEIGHT_GRADIENT_PRODUCTS`) are sums
+    over the K = T B rows of two stacked matrices, which the Function computes with ``gram``."""
     return {"input projection": (T * B, I, 4 * H, 1),
             "recurrent, forward": (B, H, 4 * H, T),
             "recurrent, backward": (B, 4 * H, H, T),
@@ -493,24 +517,49 @@ def lstm_products(T: int, B: int, I: int, H: int) -> dict:
             "input gradient": (T * B, 4 * H, I, 1)}
 
 
-def product_seconds(M: int, K: int, N: int, library: str, *, copies: bool = True, repeat: int = 5) -> float:
-    """Median seconds of one (M, K) x (K, N) float32 product by ``library``.
+WEIGHT_GRADIENT_PRODUCTS = frozenset({"weight gradient W_hh", "weight gradient W_ih"})
+
+
+def product_job(M: int, K: int, N: int, library: str, *, calls: int = 1, gram: bool = False,
+                copies: bool = True):
+    """A function of no arguments that computes an (M, K) x (K, N) float32 product ``calls`` times.
 
     ``"MKL"`` is :class:`DenseMatmul` (PyTorch's ordinary product on a CPU); ``"oneDNN"`` is
     :class:`OneDNNMatmul`, with the copies into and out of oneDNN's layout that a layer pays,
-    or, with ``copies=False``, the product alone on operands already in that layout.
+    or, with ``copies=False``, the product alone on operands already in that layout. With
+    ``gram=True`` the product is ``gram(a, b)`` of two (K, M) and (K, N) matrices, as a weight
+    gradient is computed (oneDNN's in blocks of rows, with their transposed copies). The
+    weight's conversion is done once, before the function is returned.
     """
-    a, b = torch.randn(M, K), torch.randn(K, N)
-    if library == "MKL":
-        product = DenseMatmul(b.t())
-        return median_seconds(lambda: product(a), repeat=repeat)
-    if library != "oneDNN":
+    if library not in ("MKL", "oneDNN"):
         raise ValueError(f"library must be 'MKL' or 'oneDNN', got {library!r}")
-    product = OneDNNMatmul(b.t())
-    if copies:
-        return median_seconds(lambda: product(a), repeat=repeat)
-    a_onednn = a.to_mkldnn()
-    return median_seconds(lambda: F.linear(a_onednn, product.weight), repeat=repeat)
+    matmul = DenseMatmul if library == "MKL" else OneDNNMatmul
+    if gram:
+        if not copies:
+            raise ValueError("gram always copies its blocks; copies=False applies to plain products")
+        a, b = torch.randn(K, M), torch.randn(K, N)
+        return lambda: [matmul.gram(a, b) for _ in range(calls)]
+    a, weight = torch.randn(M, K), torch.randn(N, K)
+    product = matmul(weight)
+    if library == "oneDNN" and not copies:
+        a_onednn = a.to_mkldnn()
+        return lambda: [F.linear(a_onednn, product.weight) for _ in range(calls)]
+    return lambda: [product(a) for _ in range(calls)]
+
+
+def product_seconds(M: int, K: int, N: int, library: str, *, copies: bool = True, gram: bool = False,
+                    repeat: int = 5) -> float:
+    """Median seconds of one (M, K) x (K, N) product by ``library``, as :func:`product_job` runs it."""
+    return median_seconds(product_job(M, K, N, library, copies=copies, gram=gram), repeat=repeat)
+
+
+def pass_products_job(T: int, B: int, I: int, H: int, library: str):
+    """A function of no arguments that computes all matrix products of one forward and backward
+    pass of :class:`LSTMFunction` (:func:`lstm_products`, each as often as a pass calls it) with
+    ``library``'s products, and nothing else: no elementwise work, no weight conversions."""
+    jobs = [product_job(M, K, N, library, calls=calls, gram=name in WEIGHT_GRADIENT_PRODUCTS)
+            for name, (M, K, N, calls) in lstm_products(T, B, I, H).items()]
+    return lambda: [job() for job in jobs]
 
 
 def recurrent_intensity(B: int, H: int, *, bytes_per_number: int = 4, steps_per_weight_read: int = 1) -> float:

@@ -3,6 +3,7 @@ accounting helpers, and tools/gpu_check.py (the book's GPU rows), exercised on t
 
 import importlib.util
 import os
+import time
 
 import pytest
 import torch
@@ -10,12 +11,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import ROOT
-from rnnbook.performance import (DenseMatmul, LSTMFunction, OneDNNMatmul, Timings, captured_native_output,
-                                 check_lstm_arguments, gate_step, indexed_recurrence, input_projection,
-                                 interleaved_timings, lstm_autograd_function, lstm_fused_loop, lstm_per_gate_loop,
-                                 lstm_precomputed_loop, lstm_products, microseconds_per_operation, onednn_usable,
-                                 product_seconds, ratio_quartiles, recurrent_intensity, saved_tensor_bytes,
-                                 stepwise_recurrence, training_step, unbind_recurrence, wall_time_accounting)
+from rnnbook.performance import (WEIGHT_GRADIENT_PRODUCTS, DenseMatmul, LSTMFunction, OneDNNMatmul, Timings,
+                                 captured_native_output, check_lstm_arguments, gate_step, indexed_recurrence,
+                                 input_projection, interleaved_timings, lstm_autograd_function, lstm_fused_loop,
+                                 lstm_per_gate_loop, lstm_precomputed_loop, lstm_products, microseconds_per_operation,
+                                 onednn_usable, pass_products_job, product_job, product_seconds, ratio_quartiles,
+                                 recurrent_intensity, saved_tensor_bytes, stepwise_recurrence, training_step,
+                                 unbind_recurrence, wall_time_accounting)
 
 NAMES = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
 ONEDNN = pytest.mark.skipif(not onednn_usable(torch.zeros(1)), reason="PyTorch built without oneDNN")
@@ -196,6 +198,16 @@ def test_interleaved_timings_reports_ratios_quartiles_and_cpu_use():
         interleaved_timings(jobs, "fast", rounds=0)
 
 
+def test_interleaved_timings_synchronises_before_every_clock_read():
+    events = []
+    jobs = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
+    interleaved_timings(jobs, "a", rounds=2, warmup=1, synchronize=lambda: events.append("sync"))
+    assert events.count("sync") == 2 * 3 * 2  # before and after each of 3 rounds x 2 jobs
+    for index, event in enumerate(events):
+        if event != "sync":  # every call sits between two synchronisations
+            assert events[index - 1] == "sync" and events[index + 1] == "sync"
+
+
 def test_ratio_quartiles():
     assert ratio_quartiles([2.0]) == (2.0, 2.0)
     assert ratio_quartiles([1.0, 2.0, 3.0, 4.0, 5.0]) == (2.0, 4.0)
@@ -246,20 +258,49 @@ def small_layer(T=6, B=3, I=4, H=5):
     return lstm, x, (torch.zeros(B, H), torch.zeros(B, H))
 
 
+PARTS = ("matrix products", "fused layer", "layout copies", "other operators", "between operators, forward",
+         "between operators, backward")
+
+
 def test_wall_time_accounting_adds_up_to_the_wall_time():
     lstm, x, state = small_layer()
     account = wall_time_accounting(lambda: lstm_precomputed_loop(x, state, weights_of(lstm))[0])
-    parts = ("matrix products", "fused layer", "other operators", "between operators, forward",
-             "between operators, backward")
-    assert sum(account[part] for part in parts) == pytest.approx(account["wall"], rel=1e-6)
-    assert all(account[part] >= 0 for part in parts) and account["matrix products"] > 0
-    assert account["fused layer"] == 0
+    assert sum(account[part] for part in PARTS) == pytest.approx(account["wall"], rel=1e-6)
+    assert all(account[part] >= 0 for part in PARTS) and account["matrix products"] > 0
+    assert account["fused layer"] == 0 and account["layout copies"] == 0
     assert account["forward operators"] > 6 and account["backward nodes"] > 6
-    fused = wall_time_accounting(lambda: lstm(x)[0])
+    fused = wall_time_accounting(lambda: lstm(x)[0], passes=1)
     if onednn_usable(x):  # nn.LSTM runs oneDNN's layer operators on a CPU
         assert fused["fused layer"] > 0 and fused["matrix products"] == 0
     function = wall_time_accounting(lambda: lstm_autograd_function(x, state, weights_of(lstm))[0])
     assert function["backward nodes"] < account["backward nodes"]  # one node for the whole layer
+    with pytest.raises(ValueError, match="passes"):
+        wall_time_accounting(lambda: lstm(x)[0], passes=0)
+
+
+@ONEDNN
+def test_wall_time_accounting_separates_the_copies_into_onednn_layout():
+    lstm, x, state = small_layer()
+    account = wall_time_accounting(lambda: lstm_autograd_function(x, state, weights_of(lstm), "onednn")[0])
+    assert account["layout copies"] > 0 and account["matrix products"] > 0
+    assert sum(account[part] for part in PARTS) == pytest.approx(account["wall"], rel=1e-6)
+
+
+def test_wall_time_accounting_returns_the_median_pass():
+    lstm, x, state = small_layer()
+
+    def between_forward(slow_calls):
+        calls = []
+
+        def run():  # call 1 is the uncounted pass, calls 2-4 the three counted ones
+            calls.append(None)
+            if len(calls) in slow_calls:
+                time.sleep(0.05)  # Python time before the operators: "between operators, forward"
+            return lstm_precomputed_loop(x, state, weights_of(lstm))[0]
+
+        return wall_time_accounting(run, passes=3)["between operators, forward"]
+
+    assert between_forward({3}) < 0.04 < between_forward({2, 4})
 
 
 def test_microseconds_per_operation_are_positive_and_autograd_costs_more():
@@ -283,10 +324,29 @@ def test_lstm_products_count_the_function_flops_with_the_input_gradient():
 @pytest.mark.parametrize("library", [pytest.param("oneDNN", marks=ONEDNN), "MKL"])
 def test_product_seconds_measures_a_product(library):
     assert 0 < product_seconds(16, 8, 4, library, repeat=2) < 1
+    assert 0 < product_seconds(16, 8, 4, library, gram=True, repeat=2) < 1
     if library == "oneDNN":
         assert 0 < product_seconds(16, 8, 4, library, copies=False, repeat=2) < 1
     with pytest.raises(ValueError, match="library"):
         product_seconds(2, 2, 2, "BLIS")
+
+
+@pytest.mark.parametrize("library", [pytest.param("oneDNN", marks=ONEDNN), "MKL"])
+def test_product_job_returns_products_of_the_asked_shape_as_often_as_asked(library):
+    results = product_job(5, 7, 3, library, calls=4)()
+    assert len(results) == 4 and all(tuple(result.shape) == (5, 3) for result in results)
+    grams = product_job(5, 700, 3, library, calls=2, gram=True)()  # more rows than oneDNN's block: summed blocks
+    assert len(grams) == 2 and all(tuple(result.shape) == (5, 3) for result in grams)
+    with pytest.raises(ValueError, match="gram"):
+        product_job(5, 7, 3, library, gram=True, copies=False)
+
+
+def test_pass_products_job_does_the_function_flops():
+    T, B, I, H = 4, 3, 5, 6
+    assert WEIGHT_GRADIENT_PRODUCTS <= set(lstm_products(T, B, I, H))
+    with FlopCounterMode(display=False) as counter:
+        pass_products_job(T, B, I, H, "MKL")()
+    assert counter.get_total_flops() == 2 * T * B * 4 * H * (3 * I + 3 * H)
 
 
 def test_recurrent_intensity_is_about_half_the_batch_and_grows_when_weights_stay_on_chip():
