@@ -2,6 +2,19 @@
 # Both create the virtual environment in .venv/ on first use.
 
 PYTHON ?= python3
+# The Python versions the lock (requirements.txt) installs on: every pin has a wheel for
+# CPython 3.11.5 or newer, 3.12 and 3.13 (README, "Python versions"; soupsieve needs 3.11.5).
+# The check runs before a virtual environment is created, and on an existing .venv.
+PYTHON_VERSIONS := 3.11 (3.11.5 or newer), 3.12 or 3.13
+check_python = v=$$($(1) -c 'import platform; print("is Python " + platform.python_version())' 2>/dev/null) \
+  || v="was not found"; $(1) -c 'import sys; sys.exit(not ((3, 11, 5) <= sys.version_info[:3] < (3, 14)))' 2>/dev/null || { \
+  echo "error: $(1) $$v; the pinned environment needs Python $(PYTHON_VERSIONS)." >&2; \
+  echo "$(2)" >&2; exit 1; }
+PYTHON_HINT := Choose another interpreter, for example: make PYTHON=python3.11 $(or $(MAKECMDGOALS),env)
+VENV_HINT    = $(VENV) was created with it: remove $(VENV), then: make PYTHON=python3.11 $(or $(MAKECMDGOALS),env)
+# Create .venv with a supported $(PYTHON), or check the one that exists.
+make_venv = if [ -x $(PY) ]; then $(call check_python,$(PY),$(VENV_HINT)); \
+  else $(call check_python,$(PYTHON),$(PYTHON_HINT)) && $(PYTHON) -m venv $(VENV); fi
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -40,7 +53,7 @@ help:
 
 # The environment: a complete, pinned lock installed without dependency resolution.
 $(STAMP): requirements.txt pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(make_venv)
 	$(PY) -m pip install --quiet --no-deps -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
@@ -53,7 +66,7 @@ env: $(STAMP)
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 TORCH_PINS = $$(grep -E '^(torch|torchvision)==' requirements.txt)
 env-cpu:
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(make_venv)
 	$(PY) -m pip install --quiet --no-deps --index-url $(TORCH_CPU_INDEX) $(TORCH_PINS)
 	grep -v 'platform_system == "Linux"' requirements.txt > $(VENV)/requirements-cpu.txt
 	$(PY) -m pip install --quiet --no-deps -r $(VENV)/requirements-cpu.txt
