@@ -44,7 +44,7 @@ help:
 	@echo "make compare  execute under the foreign CPU configuration and report what moved (writes nothing; CPU_CONFIG=all: every one)"
 	@echo "make export   regenerate rnnbook/ modules from the cells marked for export"
 	@echo "make lab      open JupyterLab on the notebooks"
-	@echo "make student  notebooks without exercise solutions, in _build/student"
+	@echo "make student  student copies in _build/student: no solutions, plain Markdown for Jupyter and Colab (python3 alone)"
 	@echo "make env-cpu  the environment with PyTorch's CPU-only build (Linux laptops: no CUDA libraries)"
 	@echo "make check-install  a fresh Colab-like venv installs the package as the launch cell does, runs chapter 1"
 	@echo "make check-lock     ask pip whether requirements.txt has wheels for Linux, macOS and Windows"
@@ -107,8 +107,9 @@ export: $(STAMP)
 lab: $(STAMP) data
 	$(VENV)/bin/jupyter lab notebooks
 
-student: $(STAMP)
-	$(PY) tools/student_notebooks.py _build/student
+# Standard library only (no .venv): the copies are text edits of the notebooks' JSON.
+student:
+	$(PYTHON) tools/student_notebooks.py _build/student
 
 # Not part of `make test`: it installs PyTorch (several GB) into a fresh venv; see tools/check_install.py.
 check-install: $(STAMP) data
