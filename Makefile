@@ -44,6 +44,7 @@ help:
 	@echo "make compare  execute under the foreign CPU configuration and report what moved (writes nothing; CPU_CONFIG=all: every one)"
 	@echo "make export   regenerate rnnbook/ modules from the cells marked for export"
 	@echo "make lab      open JupyterLab on the notebooks"
+	@echo "make labs     lab notebooks to fill in, graded by their checks, in _build/labs (python3 alone); make labs-check proves the checks"
 	@echo "make student  student copies in _build/student: no solutions, plain Markdown for Jupyter and Colab (python3 alone)"
 	@echo "make env-cpu  the environment with PyTorch's CPU-only build (Linux laptops: no CUDA libraries)"
 	@echo "make check-install  a fresh Colab-like venv installs the package as the launch cell does, runs chapter 1"
@@ -110,6 +111,16 @@ lab: $(STAMP) data
 # Standard library only (no .venv): the copies are text edits of the notebooks' JSON.
 student:
 	$(PYTHON) tools/student_notebooks.py _build/student
+
+# Labs (labs/README.md): student copies with stubs in _build/labs, reference copies in
+# _build/labs/solutions; standard library only. labs-check: every lab's reference scores
+# full marks, its stub zero, and each planted mistake fails the check meant to catch it.
+.PHONY: labs labs-check
+labs:
+	$(PYTHON) tools/labs.py build _build/labs
+
+labs-check: $(STAMP)
+	$(PY) tools/labs.py selftest
 
 # Not part of `make test`: it installs PyTorch (several GB) into a fresh venv; see tools/check_install.py.
 check-install: $(STAMP) data
