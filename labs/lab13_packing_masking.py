@@ -116,19 +116,25 @@ def pack(padded, lengths):
 check("pack")
 
 # %% [markdown]
-# ## Question 4: each sequence's last real output (2 points)
+# ## Question 4: each sequence's last real output (3 points)
 #
 # After a run over the padded batch (or `pad_packed_sequence`), `outputs` is `(T, B, F)`.
 # A classifier wants each sequence's output at its own last real step,
 # `outputs[lengths[b] - 1, b]`, not `outputs[-1]`, which is padding for every shorter
-# sequence.
+# sequence. Refuse a length below 1 or above `T` with a `ValueError`: a length of 0
+# would silently index step -1, the last padded step.
 
 # %% [answer] last_step
 def last_step(outputs, lengths):
-    """outputs[lengths[b] - 1, b] for every b: (B, F)."""
-    # TODO: index the time axis with lengths - 1 and the batch axis with torch.arange(B)
+    """outputs[lengths[b] - 1, b] for every b: (B, F).
+
+    outputs (T, B, F), lengths (B,). Raises ValueError if a length is < 1 or > T.
+    """
+    # TODO: check the lengths (ValueError), then index the time axis with lengths - 1 and the batch axis with torch.arange(B)
     ### BEGIN SOLUTION
     lengths = torch.as_tensor(lengths)
+    if int(lengths.min()) < 1 or int(lengths.max()) > outputs.shape[0]:
+        raise ValueError(f"lengths must lie between 1 and T = {outputs.shape[0]}, got {lengths.tolist()}")
     return outputs[lengths - 1, torch.arange(outputs.shape[1])]
     ### END SOLUTION
 
@@ -296,6 +302,17 @@ def _(ns):
         "index by lengths[b] - 1: step lengths[b] is already padding": torch.stack(
             [outputs[int(n), b] for b, n in enumerate(LENGTHS)]),
     }, "last_step differs from each sequence's output at its last real step")
+
+
+@check_of("last_step", 1, "refuses lengths below 1 or above T with a ValueError")
+def _(ns):
+    outputs = torch.zeros(5, 3, 2)
+    function = ns.get("last_step")
+    if not callable(function):
+        raise CheckFailed("last_step is not defined: run its cell first")
+    expect_error(ValueError, function, outputs, torch.tensor([5, 0, 2]),
+                 what="a length of 0 (outputs[-1] would be read without a word)")
+    expect_error(ValueError, function, outputs, torch.tensor([6, 1, 2]), what="a length of 6 for T = 5 steps")
 
 # %% [mistakes]
 MISTAKES = [

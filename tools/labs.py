@@ -25,12 +25,14 @@ Building needs nothing but Python 3.10+; grading needs PyTorch too.
 """
 
 import argparse
+import base64
 import csv
 import json
 import re
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +41,7 @@ LAB_DIR = ROOT / "labs"
 GRADER = LAB_DIR / "grader.py"
 CELL = re.compile(r"^# %% \[(markdown|given|answer|code|checks|mistakes)\](?: (\w+))?[ \t]*$", re.M)
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-GRADER_TITLE = "# @title Grader: run this cell first, do not edit it (click to show the checks)"
+GRADER_TITLE = "# @title Grader: run this cell first, do not edit it"
 
 
 @dataclass
@@ -74,8 +76,27 @@ class Lab:
         return "\n\n".join(cell.source for cell in self.of_kind("checks"))
 
     def grader_source(self) -> str:
-        """The first code cell of a lab notebook: the grader and this lab's checks."""
-        return f"{GRADER_TITLE}\n{GRADER.read_text().strip()}\n\n\n# The checks of this lab.\n{self.checks_source()}\n"
+        """The grader and this lab's checks, as one piece of Python."""
+        return f"{GRADER.read_text().strip()}\n\n\n# The checks of this lab.\n{self.checks_source()}\n"
+
+    def grader_cell(self, reference: bool) -> str:
+        """The first code cell of a lab notebook.
+
+        The reference copy shows the checks. The student copy carries them compressed:
+        their diagnoses compute the common mistakes, and so the right answers, which a
+        student should not meet at a glance. Anyone can decompress them; grades do not
+        depend on it, since the teacher's grader takes the checks from the lab source.
+        """
+        if reference:
+            return f"{GRADER_TITLE}\n{self.grader_source()}"
+        packed = base64.b64encode(zlib.compress(self.grader_source().encode(), 9)).decode()
+        lines = [packed[i:i + 100] for i in range(0, len(packed), 100)]
+        return (f"{GRADER_TITLE}\n"
+                f"# The checks of this lab (they need only PyTorch), compressed so that they do not show the\n"
+                f"# answers at a glance; a teacher reads them in labs/{self.name}.py.\n"
+                "import base64 as _base64, zlib as _zlib\n\n"
+                "_CHECKS_SOURCE = (\n" + "".join(f'    "{line}"\n' for line in lines) + ")\n"
+                f"exec(compile(_zlib.decompress(_base64.b64decode(_CHECKS_SOURCE)).decode(), \"<{self.name} grader>\", \"exec\"))\n")
 
     def mistakes(self) -> list:
         namespace = {}
@@ -190,7 +211,7 @@ def notebook(lab: Lab, reference: bool = False) -> dict:
             continue
         if not any("lab-grader" in c["metadata"].get("tags", []) for c in cells):
             # The grader goes before the first code cell, folded in Colab (a form) and in JupyterLab.
-            cells.append(_cell("code", lab.grader_source(), len(cells),
+            cells.append(_cell("code", lab.grader_cell(reference), len(cells),
                                {"cellView": "form", "jupyter": {"source_hidden": True}, "tags": ["lab-grader"]}))
         if cell.kind == "answer":
             source = solution(cell.source) if reference else stub(cell.source)
@@ -309,11 +330,11 @@ def lab_of(nb: dict, name: str | None) -> Lab:
 
 def grade_one(path: str, lab_name: str | None) -> dict:
     """Grade one saved notebook in this process; returns a JSON-able summary."""
+    nb = read_notebook(path)
+    lab = lab_of(nb, lab_name)
     import torch
 
     torch.set_num_threads(1)
-    nb = read_notebook(path)
-    lab = lab_of(nb, lab_name)
     results = grade_answers(lab, answers_from_notebook(lab, nb))
     return {"lab": lab.name, "results": results}
 
