@@ -45,6 +45,7 @@ help:
 	@echo "make export   regenerate rnnbook/ modules from the cells marked for export"
 	@echo "make lab      open JupyterLab on the notebooks"
 	@echo "make labs     lab notebooks to fill in, graded by their checks, in _build/labs (python3 alone); make labs-check proves the checks"
+	@echo "make slides   lecture slides, one reveal.js deck per week of book/course.md, in _build/slides (work offline)"
 	@echo "make student  student copies in _build/student: no solutions, plain Markdown for Jupyter and Colab (python3 alone)"
 	@echo "make env-cpu  the environment with PyTorch's CPU-only build (Linux laptops: no CUDA libraries)"
 	@echo "make check-install  a fresh Colab-like venv installs the package as the launch cell does, runs chapter 1"
@@ -89,7 +90,7 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "no Chromium: tests/test_browser.py will be skipped (install the chromium package)"; fi
 
-test: book data browser
+test: book data browser slides
 	env $(CPU_ENV) $(PY) -m pytest tests notebooks $(NBVAL) -n $(JOBS) --dist loadfile -q --durations=10
 
 execute: $(STAMP) data
@@ -107,6 +108,13 @@ export: $(STAMP)
 
 lab: $(STAMP) data
 	$(VENV)/bin/jupyter lab notebooks
+
+# Lecture slides (tools/slides.py): a reveal.js deck per week of book/course.md, from the
+# chapters' headings, equations, figures and summaries, with reveal.js (the npm tarball,
+# pinned and checked; `npm pack` fetches it once into _build/cache) and MathJax beside them.
+.PHONY: slides
+slides: $(STAMP)
+	$(PY) tools/slides.py _build/slides
 
 # Standard library only (no .venv): the copies are text edits of the notebooks' JSON.
 student:

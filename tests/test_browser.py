@@ -192,3 +192,55 @@ def test_search_finds_the_forget_gate_offline(offline):
     assert any("LSTM" in hit for hit in hits), f"search for 'forget gate' found {hits[:5]}"
     assert not offline.requested, f"the search page asked the network for {offline.requested[:5]}"
     assert not offline.errors, offline.errors
+
+
+# Lecture slides (`make slides`, tools/slides.py): every deck and its index, offline.
+SLIDES = ROOT / "_build" / "slides"
+DECK_CHECK = """async () => {
+    const problems = [];
+    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return ["MathJax did not load"];
+    await MathJax.startup.promise;
+    const typeset = document.querySelectorAll(".reveal mjx-container").length;
+    if (!typeset) problems.push("no equation typeset by the math plugin");
+    const errors = document.querySelectorAll("mjx-merror");
+    if (errors.length) problems.push(`${errors.length} TeX errors, the first: ${errors[0].textContent.slice(0, 80)}`);
+    const raw = [...document.querySelectorAll(".reveal .math")].filter(node => !node.querySelector("mjx-container"));
+    if (raw.length) problems.push(`${raw.length} equations left as LaTeX, the first: ${raw[0].textContent.slice(0, 80)}`);
+    const height = Reveal.getConfig().height;
+    for (const [index, slide] of Reveal.getSlides().entries()) {
+        const display = slide.style.display;
+        slide.style.display = "block";
+        if (slide.scrollHeight > height) problems.push(`slide ${index + 1} is ${slide.scrollHeight}px tall, more than ${height}`);
+        slide.style.display = display;
+    }
+    for (const image of document.images) {
+        image.loading = "eager";
+        try { await image.decode(); } catch (error) { problems.push(`image does not load: ${image.getAttribute("src")}`); }
+    }
+    return problems;
+}"""
+
+
+def test_slide_decks_open_offline_with_reveal_and_typeset_maths(offline):
+    index = SLIDES / "index.html"
+    if not index.is_file():
+        pytest.fail("no slides in _build/slides: run `make slides` (make test does)")
+    decks = sorted(SLIDES.glob("week*.html"))
+    page = offline.page
+    page.goto(index.as_uri(), wait_until="load")
+    linked = page.eval_on_selector_all("a[href^='week']", "links => links.map(link => link.getAttribute('href'))")
+    assert linked == [deck.name for deck in decks] and decks, f"index.html links {linked}, decks {decks}"
+    failures, started = {}, time.perf_counter()
+    for deck in decks:
+        page.goto(deck.as_uri(), wait_until="load")
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()")
+        problems = page.evaluate(DECK_CHECK)
+        if page.evaluate("Reveal.getTotalSlides()") < 5:
+            problems.append("fewer than five slides")
+        problems += offline.errors
+        offline.errors.clear()
+        if problems:
+            failures[deck.name] = problems
+    print(f"{len(decks)} slide decks checked in {time.perf_counter() - started:.1f} s")
+    assert not offline.requested, f"slides asked the network for: {sorted(set(offline.requested))[:10]}"
+    assert not failures, "\n".join(f"{deck}: {problems}" for deck, problems in failures.items())
