@@ -1,4 +1,6 @@
-"""`make student`: notebooks without solutions, everything else intact."""
+"""The first step of `make student`: solutions removed, everything else intact.
+
+tests/test_student_copies.py tests the finished copies (plain Markdown, links, maths)."""
 
 import importlib.util
 

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK_DIR = ROOT / "notebooks"
 
 SOLUTION_BLOCK = re.compile(r"```\{solution\}.*?\n```[ \t]*\n?", re.S)
 GATE_START = re.compile(r"```\{solution-start\}.*?\n```[ \t]*\n?", re.S)
@@ -343,7 +342,9 @@ class Book:
     references_page: Optional[str] = None
 
     @classmethod
-    def load(cls, root: Path = ROOT) -> "Book":
+    def load(cls, root: Optional[Path] = None) -> "Book":
+        """The book in ``root`` (the repository by default)."""
+        root = root or ROOT
         config = (root / "_config.yml").read_text(encoding="utf-8")
         continuous = yaml_value(config, "html", "use_multitoc_numbering") not in ("false", "False")
         toc = (root / "_toc.yml").read_text(encoding="utf-8")
@@ -641,9 +642,6 @@ class Page:
     numbers: dict = field(default_factory=dict)  # key -> citation number on this page
     pending: list = field(default_factory=list)  # keys not yet listed
 
-    def where(self) -> str:
-        return f"{self.name}"
-
     # ---- blocks
 
     def convert(self, text: str) -> str:
@@ -675,7 +673,7 @@ class Page:
                 heading += f" · {self.convert_inline(d.argument)}"
             return f"{heading}\n\n{self.convert(d.body)}\n"
         if name in ("solution", "solution-start", "solution-end"):
-            raise ValueError(f"{self.where()}: a {{{name}}} is left after the solutions were removed")
+            raise ValueError(f"{self.name}: a {{{name}}} is left after the solutions were removed")
         if name == "footbibliography":
             return self.reference_list()
         if name == "bibliography":
@@ -683,7 +681,7 @@ class Page:
         if name in ADMONITIONS:
             title = ADMONITIONS[name] or self.convert_inline(d.argument)
             if not title:
-                raise ValueError(f"{self.where()}: an {{admonition}} needs a title")
+                raise ValueError(f"{self.name}: an {{admonition}} needs a title")
             body = self.convert(d.body)
             return quote(f"**{title}**\n\n{body}" if body else f"**{title}**")
         if name in ("figure", "image"):
@@ -694,7 +692,7 @@ class Page:
             return f"```{d.argument}\n{d.body}\n```"
         if name == "glossary":
             return self.glossary(d.body)
-        raise ValueError(f"{self.where()}: the directive {{{name}}} has no plain-Markdown form in "
+        raise ValueError(f"{self.name}: the directive {{{name}}} has no plain-Markdown form in "
                          f"tools/student_notebooks.py (it knows {', '.join(DIRECTIVES)}); add one there")
 
     def figure(self, d: Directive) -> str:
@@ -717,7 +715,7 @@ class Page:
                 continue
             if line[0].isspace():
                 if term is None:
-                    raise ValueError(f"{self.where()}: a {{glossary}} definition comes before any term")
+                    raise ValueError(f"{self.name}: a {{glossary}} definition comes before any term")
                 items[-1] += " " + self.convert_inline(line.strip())
             else:
                 term = self.convert_inline(line.strip())
@@ -766,7 +764,7 @@ class Page:
         if name in ("ref", "numref"):
             found = self.book.targets.get(target)
             if found is None:
-                raise ValueError(f"{self.where()}: {{{name}}}`{content}` names no label of the book "
+                raise ValueError(f"{self.name}: {{{name}}}`{content}` names no label of the book "
                                  "(a '(label)=' target, a ':label:' or ':name:' option, or a figure's name)")
             shown = found.number if name == "numref" else found.text
             if name == "numref" and text and ("%s" in text or "{number}" in text):
@@ -775,7 +773,7 @@ class Page:
             elif text:
                 shown = text
             if not shown:
-                raise ValueError(f"{self.where()}: {{{name}}}`{content}` needs explicit text "
+                raise ValueError(f"{self.name}: {{{name}}}`{content}` needs explicit text "
                                  f"(`text <{target}>`): the label is not on a heading, exercise or figure")
             return f"[{self.convert_inline(shown)}]({self.book.url(found.page, found.label)})"
         if name == "doc":
@@ -786,7 +784,7 @@ class Page:
             entries = []
             for key in keys:
                 if key not in self.book.bibliography:
-                    raise ValueError(f"{self.where()}: {{{name}}} cites {key!r}, which is not in the bibliography")
+                    raise ValueError(f"{self.name}: {{{name}}} cites {key!r}, which is not in the bibliography")
                 if key not in self.numbers:
                     self.numbers[key] = len(self.numbers) + 1
                     self.pending.append(key)
@@ -800,7 +798,7 @@ class Page:
             return f"${content}$"
         if name in ("code", "kbd", "file"):
             return f"`{content}`"
-        raise ValueError(f"{self.where()}: the role {{{name}}} has no plain-Markdown form in "
+        raise ValueError(f"{self.name}: the role {{{name}}} has no plain-Markdown form in "
                          f"tools/student_notebooks.py (it knows {', '.join(ROLES)}); add one there")
 
     def resolve_doc(self, target: str) -> str:
@@ -816,7 +814,7 @@ class Page:
                     parts.append(part)
             page = "/".join(parts)
         if page not in self.book.titles:
-            raise ValueError(f"{self.where()}: {{doc}}`{target}` names no page of the book")
+            raise ValueError(f"{self.name}: {{doc}}`{target}` names no page of the book")
         return page
 
 
@@ -874,7 +872,7 @@ def main(argv: list[str]) -> int:
         return 2
     started = time.perf_counter()
     out = Path(argv[0])
-    paths = [Path(arg) for arg in argv[1:]] or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+    paths = [Path(arg) for arg in argv[1:]] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     book = Book.load()
     out.mkdir(parents=True, exist_ok=True)
     for path in paths:
