@@ -414,7 +414,9 @@ FIRST = notebook(
 )
 
 SECOND = notebook(
-    ("markdown", "# The second chapter\n\nAs in {ref}`ex-two` and {ref}`ex-one`; {numref}`fig-cell`."),
+    ("markdown", "# The second chapter\n\nAs in {ref}`ex-two` and {ref}`ex-one`; {numref}`fig-cell`; "
+                 "{ref}`the hint <hint-inside>`."),
+    ("markdown", "```{exercise}\n:label: ex-three\n\n(hint-inside)=\nA hint.\n```"),
 )
 
 
@@ -483,7 +485,8 @@ def test_a_small_book_in_plain_markdown(small_book):
     second = convert(book, "02_second", SECOND)["cells"][0]["source"]
     assert second == (f"# The second chapter\n\nAs in [Exercise 1.2]({base}/notebooks/01_first.html#ex-two) and "
                       f"[Exercise 1.1]({base}/notebooks/01_first.html#ex-one); "
-                      f"[Fig. 1.3]({base}/notebooks/01_first.html#fig-cell).")
+                      f"[Fig. 1.3]({base}/notebooks/01_first.html#fig-cell); "
+                      f"[the hint]({base}/notebooks/02_second.html#hint-inside).")
 
 
 def test_main_writes_the_copies_it_is_given(small_book, tmp_path, monkeypatch, capsys):
@@ -494,6 +497,9 @@ def test_main_writes_the_copies_it_is_given(small_book, tmp_path, monkeypatch, c
     nbformat.validate(nbformat.read(out / "02_second.ipynb", as_version=4))
     assert "1 student copies in" in capsys.readouterr().out
     assert student.main([]) == 2
+    before = (small_book / "notebooks" / "01_first.ipynb").read_text()
+    assert student.main([str(small_book / "notebooks")]) == 2, "copies must never overwrite the chapters"
+    assert (small_book / "notebooks" / "01_first.ipynb").read_text() == before
 
 
 @pytest.mark.parametrize("source, message", [

@@ -375,6 +375,16 @@ class Book:
                              f"and in {target.page}")
         self.targets[target.label] = target
 
+    def index_targets(self, text: str, page: str):
+        """The (label)= targets of ``text``; one before a heading is named by it."""
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            target = TARGET.match(line)
+            if target:
+                following = next((rest for rest in lines[i + 1:] if rest.strip()), "")
+                heading = re.match(r"^#+\s+(.+?)\s*$", following)
+                self.add(Target(page, target["label"], heading.group(1) if heading else None))
+
     def index_notebook(self, nb: dict, page: str):
         nb = copy.deepcopy(nb)
         figures = number_items(nb, self.chapters.get(page))
@@ -389,17 +399,12 @@ class Book:
     def index_markdown(self, cells: list, page: str):
         for cell in cells:
             text = cell["source"]
-            for kind, block in split_blocks(text):
-                if kind != "text":
-                    continue
-                lines = block.split("\n")
-                for i, line in enumerate(lines):
-                    target = TARGET.match(line)
-                    if target:
-                        following = next((rest for rest in lines[i + 1:] if rest.strip()), "")
-                        heading = re.match(r"^#+\s+(.+?)\s*$", following)
-                        self.add(Target(page, target["label"], heading.group(1) if heading else None))
-            for _, directive in iter_directives(text):
+            directives = [directive for _, directive in iter_directives(text)]
+            for part in [text] + [directive.body for directive in directives]:
+                for kind, block in split_blocks(part):
+                    if kind == "text":
+                        self.index_targets(block, page)
+            for directive in directives:
                 label = directive.options.get("label") or directive.options.get("name")
                 if not label:
                     continue
@@ -872,6 +877,9 @@ def main(argv: list[str]) -> int:
         return 2
     started = time.perf_counter()
     out = Path(argv[0])
+    if out.resolve() == (ROOT / "notebooks").resolve():
+        print(f"refusing to write student copies over the chapters in {out}", file=sys.stderr)
+        return 2
     paths = [Path(arg) for arg in argv[1:]] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     book = Book.load()
     out.mkdir(parents=True, exist_ok=True)
