@@ -8,6 +8,8 @@
 # A lab registers its checks with `@check_of(question, points, title)`. A check receives
 # the namespace holding the student's code and raises `CheckFailed` (or any exception)
 # with a message that says what is wrong; returning normally passes it.
+import os as _os
+import sys as _sys
 import traceback as _traceback
 
 import torch
@@ -19,6 +21,56 @@ class CheckFailed(AssertionError):
 
 _CHECKS = {}  # question -> list of (title, points, function), in the order registered
 _GRADER_FILE = _traceback.extract_stack(limit=1)[0].filename  # this cell's, to tell the student's frames apart
+_TORCH_DIR = _os.path.dirname(torch.__file__)
+_FORBIDDEN = []  # (owner, attribute name, label): what would do a question's work for the student
+
+
+def forbid(owner, name, label):
+    """During the checks, code outside the grader and PyTorch may not call ``owner.name``.
+
+    A lab forbids what would answer its questions in one call (``torch.lstm_cell`` in
+    the LSTM lab, ``torch.autograd.grad`` in the backpropagation lab); the checks
+    themselves, and PyTorch's own code, still use it.
+    """
+    _FORBIDDEN.append((owner, name, label))
+
+
+class _Guard:
+    """Swap every forbidden function (and the student's own names for it) for a sentry."""
+
+    def __init__(self, namespace):
+        self.namespace, self.undo = namespace, []
+
+    def __enter__(self):
+        for owner, name, label in _FORBIDDEN:
+            original = getattr(owner, name)
+            sentry = _sentry(original, label)
+            self.undo.append((owner, name, original))
+            setattr(owner, name, sentry)
+            for key, value in list(self.namespace.items()):
+                if value is original:
+                    self.undo.append((self.namespace, key, original))
+                    self.namespace[key] = sentry
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self.undo):
+            if owner is self.namespace:
+                owner[name] = original
+            else:
+                setattr(owner, name, original)
+        return False
+
+
+def _sentry(original, label):
+    def sentry(*args, **kwargs):
+        caller = _sys._getframe(1).f_code.co_filename
+        if caller != _GRADER_FILE and not caller.startswith(_TORCH_DIR):
+            raise CheckFailed(f"your code calls {label}, which does the work of this question: "
+                              "write it with basic tensor operations")
+        return original(*args, **kwargs)
+
+    return sentry
 
 
 def check_of(question, points, title):
@@ -41,7 +93,8 @@ def questions():
 def _verdict(function, namespace):
     """Run one check: (passed, message)."""
     try:
-        function(namespace)
+        with _Guard(namespace), torch.random.fork_rng(devices=[]):  # the student's random state is left alone
+            function(namespace)
     except NotImplementedError as error:
         return False, f"not implemented yet ({error})" if str(error) else "not implemented yet"
     except CheckFailed as error:

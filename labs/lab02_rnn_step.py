@@ -97,6 +97,13 @@ grade()
 # %% [checks]
 T, B, I, H = 5, 3, 4, 2  # I != H, so a transposed weight cannot slip through
 
+from torch import nn
+
+for _owner, _name, _label in [(torch, "rnn_tanh_cell", "torch.rnn_tanh_cell"), (torch, "rnn_tanh", "torch.rnn_tanh"),
+                               (nn, "RNN", "nn.RNN"), (nn, "RNNCell", "nn.RNNCell")]:
+    forbid(_owner, _name, _label)
+
+
 
 def rnn_reference(nonlinearity="tanh"):
     """A float64 nn.RNN and its parameters, in the order the student's functions take them."""
@@ -222,4 +229,8 @@ MISTAKES = [
     {"name": "the state not carried to the next step", "question": "rnn_forward",
      "replace": ("h = rnn_step(x, h,", "h = h0 if h0 is not None else h; h = rnn_step(x, h,"),
      "check": "equals nn.RNN at every step, from a given state", "says": "carry the new state"},
+    {"name": "PyTorch's own cell called instead of the formula", "question": "rnn_step",
+     "replace": ("return torch.tanh(x @ W_ih.T + b_ih + h @ W_hh.T + b_hh)",
+                 "return torch.rnn_tanh_cell(x, h, W_ih, W_hh, b_ih, b_hh)"),
+     "check": "equals one step of nn.RNN", "says": "calls torch.rnn_tanh_cell"},
 ]

@@ -117,6 +117,12 @@ grade()
 
 # %% [checks]
 T, B, I, H = 4, 3, 5, 2
+
+for _owner, _name, _label in [(torch.autograd, "grad", "torch.autograd.grad"),
+                               (torch.autograd, "backward", "torch.autograd.backward (or .backward())"),
+                               (torch.Tensor, "backward", ".backward()")]:
+    forbid(_owner, _name, _label)
+
 NAMES = ("dx", "dh_prev", "dW_ih", "dW_hh", "db_ih", "db_hh")
 
 
@@ -312,4 +318,8 @@ MISTAKES = [
     {"name": "the tanh's derivative forgotten", "question": "rnn_step_backward",
      "replace": ("da = dh * (1 - h * h)", "da = dh"),
      "check": "equals autograd's gradients of one step", "says": "tanh's derivative is missing"},
+    {"name": "autograd called instead of the chain rule", "question": "rnn_step_backward",
+     "replace": ("    dx = da @ W_ih\n",
+                 "    x_leaf = x.detach().requires_grad_()\n    dx = torch.autograd.grad(x_leaf @ W_ih.T, x_leaf, da)[0]\n"),
+     "check": "equals autograd's gradients of one step", "says": "calls torch.autograd.grad"},
 ]

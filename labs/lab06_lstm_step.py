@@ -97,6 +97,13 @@ grade()
 # %% [checks]
 T, B, I, H = 5, 3, 4, 2
 
+from torch import nn
+
+for _owner, _name, _label in [(torch, "lstm_cell", "torch.lstm_cell"), (torch, "lstm", "torch.lstm"),
+                               (nn, "LSTM", "nn.LSTM"), (nn, "LSTMCell", "nn.LSTMCell")]:
+    forbid(_owner, _name, _label)
+
+
 
 def lstm_reference():
     """A float64 nn.LSTM with a forget-gate bias far from zero, so gate mix-ups show, and its parameters."""
@@ -253,4 +260,8 @@ MISTAKES = [
     {"name": "the state detached inside the step", "question": "lstm_step",
      "replace": ("h, c = state\n", "h, c = state[0].detach(), state[1].detach()\n"),
      "check": "passes gradients through like nn.LSTM", "says": "no gradient reaches h_prev"},
+    {"name": "PyTorch's own cell called instead of the formula", "question": "lstm_step",
+     "replace": ("    i, f, g, o = (x @ W_ih.T + b_ih + h @ W_hh.T + b_hh).chunk(4, dim=-1)\n",
+                 "    return torch.lstm_cell(x, (h, c), W_ih, W_hh, b_ih, b_hh)\n"),
+     "check": "equals nn.LSTM's step from a nonzero state", "says": "calls torch.lstm_cell"},
 ]

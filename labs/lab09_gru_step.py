@@ -92,6 +92,13 @@ grade()
 # %% [checks]
 T, B, I, H = 5, 3, 4, 2
 
+from torch import nn
+
+for _owner, _name, _label in [(torch, "gru_cell", "torch.gru_cell"), (torch, "gru", "torch.gru"),
+                               (nn, "GRU", "nn.GRU"), (nn, "GRUCell", "nn.GRUCell")]:
+    forbid(_owner, _name, _label)
+
+
 
 def gru_reference():
     torch.manual_seed(90)
@@ -218,4 +225,8 @@ MISTAKES = [
      "replace": ("n = torch.tanh(x_n + r * h_n)",
                  "n = torch.tanh(x_n + (r * h) @ W_hh[2 * h.shape[1]:].T + b_hh[2 * h.shape[1]:])"),
      "check": "equals nn.GRU's step from a nonzero state", "says": "Cho et al."},
+    {"name": "PyTorch's own cell called instead of the formula", "question": "gru_step",
+     "replace": ("    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=-1)\n",
+                 "    return torch.gru_cell(x, h, W_ih, W_hh, b_ih, b_hh)\n"),
+     "check": "equals nn.GRU's step from a nonzero state", "says": "calls torch.gru_cell"},
 ]

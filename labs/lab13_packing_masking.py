@@ -153,6 +153,14 @@ grade()
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence as _pack_padded, pad_sequence as _pad
 
 LENGTHS = torch.tensor([3, 5, 1, 4])  # distinct, not sorted
+
+import torch.nn.utils.rnn as _rnn_utils
+
+for _owner, _name, _label in [(_rnn_utils, "pack_padded_sequence", "pack_padded_sequence"),
+                               (_rnn_utils, "pack_sequence", "pack_sequence"),
+                               (torch, "_pack_padded_sequence", "torch._pack_padded_sequence")]:
+    forbid(_owner, _name, _label)
+
 CHECK_I, CLASSES = 2, 3
 
 
@@ -326,4 +334,9 @@ MISTAKES = [
     {"name": "the last padded step instead of the last real one", "question": "last_step",
      "replace": ("return outputs[lengths - 1, torch.arange(outputs.shape[1])]", "return outputs[-1]"),
      "check": "picks outputs[lengths[b] - 1, b]", "says": "outputs[-1]"},
+    {"name": "pack_padded_sequence called instead of packing by hand", "question": "pack",
+     "replace": ("_, sorted_indices = torch.sort(lengths, descending=True)",
+                 "packed = pack_padded_sequence(padded, lengths, enforce_sorted=False)\n"
+                 "    return packed.data, packed.batch_sizes, packed.sorted_indices"),
+     "check": "equals pack_padded_sequence(..., enforce_sorted=False)", "says": "calls pack_padded_sequence"},
 ]

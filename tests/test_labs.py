@@ -219,3 +219,16 @@ def test_command_line_grades_a_folder_of_submissions(tmp_path):
     assert earned[(str(paths[1]), "lstm_forward")] == 1  # only the ValueError check is independent of the step
     assert earned[(str(paths[1]), "lstm_step")] == 1
     assert "forget gate" in next(row["failed checks"] for row in rows if row["notebook"] == str(paths[1]))
+
+
+def test_checks_restore_what_they_guard_and_leave_the_random_state_alone():
+    import torch
+
+    lab = labs.find_lab("lab06_lstm_step")
+    originals = (torch.lstm_cell, torch.nn.LSTM, torch.Tensor.backward)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    labs.grade_answers(lab, labs.plant(lab, next(m for m in lab.mistakes() if "own cell" in m["name"])))
+    assert torch.equal(torch.rand(3), expected)  # the checks seed their own generator, in a forked state
+    assert (torch.lstm_cell, torch.nn.LSTM, torch.Tensor.backward) == originals
