@@ -118,6 +118,7 @@ slides: $(STAMP)
 
 # Standard library only (no .venv): the copies are text edits of the notebooks' JSON.
 student:
+	rm -rf _build/student
 	$(PYTHON) tools/student_notebooks.py _build/student
 
 # Labs (labs/README.md): student copies with stubs in _build/labs, reference copies in
