@@ -130,7 +130,7 @@ def test_a_malformed_week_table_is_refused_with_what_was_expected(text, message)
 @pytest.mark.parametrize("text, first", [
     ("One. Two.", "One."),
     ("We use it, e.g. here. Then more.", "We use it, e.g. here."),
-    ("The value $a.b$ is set. Next.", "The value $a.b$ is set."),
+    ("The value $a. B$ is set. Next.", "The value $a. B$ is set."),
     ("Call `x. Y()` first. Next.", "Call `x. Y()` first."),
     ("See Fig. 3 for it. Next.", "See Fig. 3 for it."),
     ("Is it? Yes.", "Is it?"),

@@ -13,14 +13,17 @@ notebook a deck takes, without executing anything:
   section's opening paragraph as speaker notes (press S in a deck);
 - every figure that a code cell's committed output shows with a MyST-NB caption, as a
   slide with its number as in the book, caption and alt text (the PNG is copied);
-- the summary bullets.
+- the summary bullets, and the works that the slides cite.
 
-Exercises, solutions and references stay in the book: the last slide of a deck links to
-the week's lab and homework exercises online. MyST roles and targets are turned into
-text and links with tools/student_notebooks.py (the same numbers and citations as the
-student copies: "Exercise 8.2", "(Elman, 1990)"); the result is Markdown with $ maths,
-rendered here with markdown-it (pinned in requirements.txt), each equation between
-\\( \\) or \\[ \\] for reveal.js's MathJax 3 plugin.
+Exercises, solutions and references stay in the book: the last slide of a deck names
+the week's lab and homework exercises, with their first sentences and links to them
+online. MyST roles and targets are turned into text and links by
+tools/student_notebooks.py, so the slides show the book's numbers ("Exercise 8.2",
+"Fig. 6.1", citations "[1]" numbered in the order of the chapter, as its footnotes are);
+the result is Markdown with $ maths, rendered here with markdown-it (pinned in
+requirements.txt, as Jupyter Book's), each equation between \\( \\) or \\[ \\] for
+reveal.js's MathJax 3 plugin. A role, directive or chapter layout the tool cannot
+handle stops it with a message that says what it expected.
 
 Everything a deck loads ships beside it, so the decks work offline from a folder or a
 USB stick: reveal.js from the npm registry's tarball (pinned below, checked against the
@@ -178,15 +181,6 @@ class Chapter:
     summary: list = field(default_factory=list)
     exercises: dict = field(default_factory=dict)    # label -> first sentence, Markdown
     citations: dict = field(default_factory=dict)    # citation number -> bibliography key
-
-    def has_math(self) -> bool:
-        texts = [self.title, *self.objectives, *self.summary]
-        for section in self.sections:
-            texts += [section.title, section.lead, *section.bullets, *section.subsections]
-            texts += [figure.caption for figure in section.figures]
-            if section.equations:
-                return True
-        return any("$" in text for text in texts)
 
 
 ABBREVIATIONS = ("e.g.", "i.e.", "cf.", "vs.", "Fig.", "al.", "etc.", "approx.")
