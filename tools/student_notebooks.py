@@ -30,6 +30,9 @@ Only the standard library is used (the notebooks are read and written as JSON), 
 the copies are made without the book's environment, in well under a second:
 
     python3 tools/student_notebooks.py OUTPUT_DIR [NOTEBOOK ...]
+
+tools/slides.py reuses Book, Page (its ``numbers`` of citations), split_blocks,
+read_notebook, reference_text and yaml_value; tests/test_slides.py covers that use.
 """
 
 import copy
