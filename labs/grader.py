@@ -21,7 +21,7 @@ class CheckFailed(AssertionError):
 
 _CHECKS = {}  # question -> list of (title, points, function), in the order registered
 _GRADER_FILE = _traceback.extract_stack(limit=1)[0].filename  # this cell's, to tell the student's frames apart
-_TORCH_DIR = _os.path.dirname(torch.__file__)
+_TORCH_DIR = _os.path.dirname(torch.__file__) + _os.sep
 _FORBIDDEN = []  # (owner, attribute name, label): what would do a question's work for the student
 
 
