@@ -188,7 +188,8 @@ def diagnose(got, expected, mistakes, what, tolerance=1e-9):
     for hint, wrong in pairs:
         if wrong.shape == got.shape and largest_difference(got, wrong) <= tolerance:
             raise CheckFailed(f"{what} (largest difference {difference:.2g}): {hint}")
-    hints = "; ".join(dict.fromkeys(hint for hint, _ in pairs)) or "compare your formula with the one above"
+    hints = "; ".join(dict.fromkeys(hint for hint, _ in pairs)) or \
+        "the checks before this one (a function it calls may be wrong), then the formula in the instructions"
     raise CheckFailed(f"{what} (largest difference {difference:.2g}). Things to check: {hints}")
 
 

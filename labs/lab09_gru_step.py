@@ -169,7 +169,7 @@ def _(ns):
         raise CheckFailed("the result does not depend on the inputs for autograd: avoid .data and .detach()")
     try:
         torch.autograd.gradcheck(function, inputs, raise_exception=True)
-    except torch.autograd.gradcheck.GradcheckError as error:
+    except RuntimeError as error:  # gradcheck's GradcheckError is one
         raise CheckFailed("autograd's gradient of gru_step differs from central differences: keep every "
                           f"operation differentiable (no .data, .detach(), in-place writes) ({str(error).splitlines()[0]})")
 
@@ -229,4 +229,7 @@ MISTAKES = [
      "replace": ("    x_r, x_z, x_n = (x @ W_ih.T + b_ih).chunk(3, dim=-1)\n",
                  "    return torch.gru_cell(x, h, W_ih, W_hh, b_ih, b_hh)\n"),
      "check": "equals nn.GRU's step from a nonzero state", "says": "calls torch.gru_cell"},
+    {"name": "a gate detached from the graph", "question": "gru_step",
+     "replace": ("z = torch.sigmoid(x_z + h_z)", "z = torch.sigmoid(x_z + h_z).detach()"),
+     "check": "passes torch.autograd.gradcheck against its own values", "says": "differs from central differences"},
 ]

@@ -232,3 +232,17 @@ def test_checks_restore_what_they_guard_and_leave_the_random_state_alone():
     labs.grade_answers(lab, labs.plant(lab, next(m for m in lab.mistakes() if "own cell" in m["name"])))
     assert torch.equal(torch.rand(3), expected)  # the checks seed their own generator, in a forked state
     assert (torch.lstm_cell, torch.nn.LSTM, torch.Tensor.backward) == originals
+
+
+@pytest.mark.parametrize("lab, mistake", MISTAKES, ids=[f"{lab.name}-{m['name']}" for lab, m in MISTAKES])
+def test_every_failed_check_speaks_to_the_student(lab, mistake):
+    """No check of a planted mistake fails by an error of the checks themselves: an exception
+    message is only shown when it comes from the student's code (which the message locates)."""
+    import re
+
+    results = labs.grade_answers(lab, labs.plant(lab, mistake))
+    for question, rows in results.items():
+        for title, _, earned, message in rows:
+            if not earned:
+                assert not re.match(r"\w+(Error|Exception): ", message) or "(raised at line" in message, \
+                    (question, title, message)
