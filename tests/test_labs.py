@@ -246,3 +246,23 @@ def test_every_failed_check_speaks_to_the_student(lab, mistake):
             if not earned:
                 assert not re.match(r"\w+(Error|Exception): ", message) or "(raised at line" in message, \
                     (question, title, message)
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.name)
+def test_run_all_on_the_student_copy(lab, capsys):
+    """"Run all" on the notebook as handed out: no cell raises and grade() prints zero; with the
+    reference typed into the answer cells, full marks (the grader cell's compressed checks included)."""
+    for filled in (False, True):
+        nb = labs.notebook(lab)
+        namespace = {"__name__": "__main__"}
+        for index, cell in enumerate(nb["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            if filled and "answer" in cell["metadata"].get("lab", {}):
+                source = lab.reference_answers()[cell["metadata"]["lab"]["answer"]]
+            exec(compile(source, f"<cell {index}>", "exec"), namespace)
+        possible = sum(namespace["questions"]().values())
+        printed = capsys.readouterr().out
+        assert printed.rstrip().splitlines()[-1].split() == ["total", f"{possible if filled else 0}/{possible}"]
+        assert ("FAIL" in printed) != filled
