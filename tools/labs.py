@@ -77,7 +77,7 @@ class Lab:
 
     def grader_source(self) -> str:
         """The grader and this lab's checks, as one piece of Python."""
-        return f"{GRADER.read_text().strip()}\n\n\n# The checks of this lab.\n{self.checks_source()}\n"
+        return f"{GRADER.read_text(encoding='utf-8').strip()}\n\n\n# The checks of this lab.\n{self.checks_source()}\n"
 
     def grader_cell(self, reference: bool) -> str:
         """The first code cell of a lab notebook.
@@ -114,7 +114,7 @@ class Lab:
 def load_lab(path) -> Lab:
     """Parse a lab source into cells; raise ValueError on a malformed one."""
     path = Path(path)
-    text = path.read_text()
+    text = path.read_text(encoding="utf-8")
     marks = list(CELL.finditer(text))
     if not marks or text[:marks[0].start()].strip():
         raise ValueError(f"{path.name}: a lab source starts with a '# %% [KIND]' line")
@@ -231,7 +231,7 @@ def build(out: Path) -> list:
         for reference, folder in ((False, out), (True, out / "solutions")):
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"{lab.name}.ipynb"
-            path.write_text(json.dumps(notebook(lab, reference), indent=1, ensure_ascii=False) + "\n")
+            path.write_text(json.dumps(notebook(lab, reference), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             written.append(path)
     return written
 
@@ -438,7 +438,7 @@ def main(argv) -> int:
             rows.append([summary["path"], summary["lab"], question, sum(r[2] for r in results),
                          sum(r[1] for r in results), failed])
     if args.csv:
-        with open(args.csv, "w", newline="") as file:
+        with open(args.csv, "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
             writer.writerow(["notebook", "lab", "question", "earned", "possible", "failed checks"])
             writer.writerows(rows)
