@@ -206,6 +206,9 @@ DECK_CHECK = """async () => {
     if (errors.length) problems.push(`${errors.length} TeX errors, the first: ${errors[0].textContent.slice(0, 80)}`);
     const raw = [...document.querySelectorAll(".reveal .math")].filter(node => !node.querySelector("mjx-container"));
     if (raw.length) problems.push(`${raw.length} equations left as LaTeX, the first: ${raw[0].textContent.slice(0, 80)}`);
+    // A backslash that MathJax shows is a macro it read as text (\\_ in \\texttt without textmacros).
+    const shown = [...document.querySelectorAll(".reveal mjx-container")].filter(node => node.textContent.includes("\\\\"));
+    if (shown.length) problems.push(`${shown.length} equations show a backslash, the first: ${shown[0].textContent.slice(0, 80)}`);
     const height = Reveal.getConfig().height;
     for (const [index, slide] of Reveal.getSlides().entries()) {
         const display = slide.style.display;

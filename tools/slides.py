@@ -544,7 +544,10 @@ Reveal.initialize({{
   height: 800,
   mathjax3: {{
     mathjax: "{assets}/mathjax/tex-chtml.js",
-    tex: {{ inlineMath: [["\\\\(", "\\\\)"]], displayMath: [["\\\\[", "\\\\]"]] }}
+    // textmacros: \\_ and other text-mode macros inside \\texttt{{}} and \\text{{}}
+    loader: {{ load: ["[tex]/textmacros"] }},
+    tex: {{ inlineMath: [["\\\\(", "\\\\)"]], displayMath: [["\\\\[", "\\\\]"]],
+           packages: {{ "[+]": ["textmacros"] }} }}
   }},
   plugins: [RevealMath.MathJax3, RevealNotes]
 }});
