@@ -207,7 +207,7 @@ def gradcheck(function, inputs, what):
     try:
         torch.autograd.gradcheck(function, inputs, raise_exception=True)
     except RuntimeError as error:  # gradcheck's GradcheckError is one
-        first = str(error).splitlines()[0]
+        first = str(error).splitlines()[0].rstrip(",")
         raise CheckFailed(f"{what}: gradcheck found a gradient that differs from central differences ({first})")
 
 

@@ -171,7 +171,7 @@ def _(ns):
         torch.autograd.gradcheck(function, inputs, raise_exception=True)
     except RuntimeError as error:  # gradcheck's GradcheckError is one
         raise CheckFailed("autograd's gradient of gru_step differs from central differences: keep every "
-                          f"operation differentiable (no .data, .detach(), in-place writes) ({str(error).splitlines()[0]})")
+                          f"operation differentiable (no .data, .detach(), in-place writes) ({str(error).splitlines()[0].rstrip(',')})")
 
 
 def student_forward(ns, xs, h0, weights):
