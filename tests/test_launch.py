@@ -61,6 +61,17 @@ def test_the_launch_cell_is_removed_from_the_html_but_kept_in_the_notebook():
         assert "remove-cell" in cell.metadata.get("tags", []), f"{path.name}: the launch cell is shown on the page"
 
 
+def test_the_built_chapter_pages_do_not_show_the_launch_cell():
+    """`make book` runs before the tests in `make test` (tests/test_book.py reads the same build)."""
+    html = ROOT / "_build" / "html"
+    if not (html / "index.html").is_file():
+        pytest.fail("no built book in _build/html: run `make book` (make test does)")
+    for path in chapter_notebooks():
+        page = (html / "notebooks" / f"{path.stem}.html").read_text()
+        assert "ModuleNotFoundError" not in page and "git+https://" not in page, f"{path.stem}: launch cell shown"
+        assert "setup_notebook" in page, f"{path.stem}: the chapter's own first code cell is missing"
+
+
 def test_the_student_tool_keeps_the_launch_cell():
     nb = small_notebook()
     setup_cell.insert_launch_cell(nb)

@@ -3,7 +3,10 @@
 Executing is what CI repeats with ``pytest --nbval``: the same kernel (the current
 environment's Python), the same working directory (``notebooks/``) and a clean
 kernel per notebook. Each notebook's wall-clock time is printed, which is how the
-book's per-chapter budget is checked.
+book's per-chapter budget is checked, and recorded (with the CPU, the number of
+notebooks run at once and the CPU configuration) in book/_run_times.json, from which
+tools/run_times.py renders the page "How long each chapter takes to run" (rendered
+again here after each run; ``--no-record`` leaves both alone).
 
     python tools/execute_notebooks.py                        # every notebook, in place
     python tools/execute_notebooks.py notebooks/01_*.ipynb   # some of them
@@ -11,10 +14,10 @@ book's per-chapter budget is checked.
 
 ``--cpu-config foreign`` runs the kernels under the foreign CPU configuration that
 ``make test`` validates with (``rnnbook.portability.foreign_cpu_config()``);
-``--cpu-config NAME=VALUE,...`` under any other. ``--compare`` writes nothing: it
-reports, cell by cell, how the fresh outputs differ from the committed ones, the
-tolerance each differing cell would need, and whether the tolerance it declares
-covers the difference. That is how a cell's tolerance is chosen (the smallest that
+``--cpu-config NAME=VALUE,...`` under any other. ``--compare`` leaves the notebooks
+as they are (it records only their run times): it reports, cell by cell, how the
+fresh outputs differ from the committed ones, the tolerance each differing cell
+would need, and whether the tolerance it declares covers the difference. That is how a cell's tolerance is chosen (the smallest that
 passes across configurations) and how portability is checked in both directions.
 """
 
@@ -30,7 +33,10 @@ import nbformat
 from nbclient import NotebookClient
 
 from rnnbook.portability import (CPU_CONFIG_VARIABLES, cell_tolerance, compare_text, comparable_texts,
-                                 deviation, foreign_cpu_config)
+                                 cpu_model, deviation, foreign_cpu_config)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run_times  # noqa: E402  (tools/run_times.py)
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 CELL_TIMEOUT_S = 600
@@ -122,19 +128,29 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu-config", type=parse_cpu_config, default={},
                         help="native (default), foreign, or NAME=VALUE[,NAME=VALUE]")
     parser.add_argument("--compare", action="store_true",
-                        help="write nothing; report how fresh outputs differ from the committed ones")
+                        help="leave the notebooks alone; report how fresh outputs differ from the committed ones")
     parser.add_argument("--jobs", type=int, default=1, help="notebooks executed at once (default 1)")
     parser.add_argument("--json", type=Path, help="with --compare, also write the records to this file")
+    parser.add_argument("--no-record", action="store_true",
+                        help="do not record the run times in book/_run_times.json nor render their page")
+    parser.add_argument("--times", type=Path, default=run_times.TIMES, help=argparse.SUPPRESS)
+    parser.add_argument("--page", type=Path, default=run_times.PAGE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     config_words = " ".join(f"{key}={value}" for key, value in args.cpu_config.items()) or "native"
     print(f"CPU configuration: {config_words}", flush=True)
     jobs = [(path, args.cpu_config, args.compare) for path in paths]
     total, failures, report = 0.0, 0, {}
+    times = None if args.no_record else run_times.load(args.times)
+    measured = {"cpu_config": args.cpu_config, "cpu_model": cpu_model(), "cores": os.cpu_count() or 1,
+                "jobs": max(1, min(args.jobs, len(paths)))}
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         for path, seconds, records in pool.map(run_one, jobs):
             total += seconds
             print(f"{seconds:7.1f} s  {path.name}", flush=True)
+            if times is not None:
+                run_times.record(times, path.stem, seconds, **measured)
+                run_times.save(times, args.times)  # after each notebook: a later failure keeps it
             if records is None:
                 continue
             report[path.name] = records
@@ -147,6 +163,12 @@ def main(argv=None) -> int:
                 print(f"           cell {record['cell']:3d} (code {record['code_cell']:2d}): {needs}; "
                       f"declares {declared}; {verdict}", flush=True)
     print(f"{total:7.1f} s  total ({len(paths)} notebooks, {config_words})")
+    if times is not None:
+        try:
+            args.page.write_text(run_times.render(times, run_times.chapters()), encoding="utf-8")
+            print(f"run times recorded in {args.times}; {args.page} rendered")
+        except ValueError as error:  # a chapter has no time yet: the JSON is kept, the page is not
+            print(f"run times recorded in {args.times}; {args.page} not rendered: {error}")
     if args.compare:
         if args.json:
             args.json.write_text(json.dumps({"cpu_config": args.cpu_config, "notebooks": report}, indent=1))
