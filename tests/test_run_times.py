@@ -4,6 +4,7 @@ tools/execute_notebooks.py."""
 
 import json
 import sys
+from html import unescape
 
 import nbformat
 import pytest
@@ -44,9 +45,9 @@ def test_the_built_page_names_every_chapter_and_the_cpu():
     html = ROOT / "_build" / "html" / "book" / "run_times.html"
     if not html.parent.parent.joinpath("index.html").is_file():
         pytest.fail("no built book in _build/html: run `make book` (make test does)")
-    page = html.read_text()
+    page = unescape(html.read_text()).replace("\u2019", "'")  # Sphinx's curly apostrophes
     for stem, title in run_times.chapters():
-        assert title.replace("'", "&#8217;") in page or title in page, f"{stem}: no link to the chapter"
+        assert f'href="../notebooks/{stem}.html"' in page and title in page, f"{stem}: no link to the chapter"
     assert run_times.load()["notebooks"]["01_sequences_and_language_models"]["cpu_model"] in page
 
 
