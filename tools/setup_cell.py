@@ -96,7 +96,7 @@ def launch_source(packages=(), *, version=None, requirement=None) -> str:
     version = version or book_version()
     requirement = requirement or f"rnnbook[notebooks] @ git+{REPOSITORY_URL}@v{version}"
     pins = [pinned(name) for name in ON_DEMAND if name in packages]
-    extra = " and " + ", ".join(pin.replace("==", " ") for pin in pins) if pins else ""
+    extra = "".join(f" and {pin.replace('==', ' ')}" for pin in pins)
     lines = [
         "# On Colab, Binder or any Jupyter without the book's package, install it (at this",
         "# book's version) and what this chapter needs; where it is installed, this does nothing.",
