@@ -41,7 +41,7 @@ help:
 	@echo "make book     build the HTML book into _build/html (Sphinx warnings are errors)"
 	@echo "make test     strict nbval on every notebook (foreign CPU configuration), unit and hygiene tests, HTML build"
 	@echo "make execute  re-execute every notebook in place to refresh its outputs"
-	@echo "make compare  execute under the foreign CPU configuration and report what moved (writes nothing; CPU_CONFIG=all: every one)"
+	@echo "make compare  execute under the foreign CPU configuration and report what moved (writes only the run times, book/_run_times.json and run_times.md; CPU_CONFIG=all: every one)"
 	@echo "make export   regenerate rnnbook/ modules from the cells marked for export"
 	@echo "make lab      open JupyterLab on the notebooks"
 	@echo "make labs     lab notebooks to fill in, graded by their checks, in _build/labs (python3 alone); make labs-check proves the checks"

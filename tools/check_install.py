@@ -9,7 +9,7 @@
    folder (Colab's /content). The launch cell finds no rnnbook, installs it with its
    `notebooks` extra from pyproject.toml, and the chapter carries on in the same
    kernel. The corpus is not there either: the chapter's loader downloads it from
-   d2l's address into the installed package's data folder, as it would on Colab;
+   d2l's address into the per-user cache folder (XDG_CACHE_HOME), as it would on Colab;
    here the download goes through a stand-in for d2l's server on 127.0.0.1 (an
    HTTP proxy that answers with the local copy), since that address is not reachable.
 4. It fails on any error in any cell, and reports which outputs differ from the book.
@@ -110,12 +110,13 @@ def main(argv=None) -> int:
     content.mkdir()
     nb = nbformat.read(CHAPTER, as_version=4)
     committed = [stream_text(cell) for cell in nb.cells if cell.cell_type == "code"]
-    if setup_cell.first_code_source(nb) != setup_cell.SOURCE:
+    if setup_cell.first_code_source(nb) != setup_cell.source_for(nb):
         committed.insert(0, "")  # the committed chapter has no launch cell yet
     setup_cell.insert_launch_cell(nb)
     launch = next(cell for cell in nb.cells if cell.cell_type == "code")
-    launch.source = launch.source.replace(f"git+{setup_cell.REPOSITORY_URL}", source.as_uri())
-    assert source.as_uri() in launch.source, "the launch cell no longer installs from the repository URL"
+    pinned = f"rnnbook[notebooks] @ git+{setup_cell.REPOSITORY_URL}@v{setup_cell.book_version()}"
+    assert pinned in launch.source, "the launch cell no longer installs the book's version from its repository"
+    launch.source = launch.source.replace(pinned, f"rnnbook[notebooks] @ {source.as_uri()}")
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandInForD2l)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -124,7 +125,9 @@ def main(argv=None) -> int:
         stdout=subprocess.DEVNULL)
     spec_file = kernels / "share" / "jupyter" / "kernels" / "colab-like" / "kernel.json"
     spec = json.loads(spec_file.read_text())
-    spec["env"] = {"http_proxy": f"http://127.0.0.1:{server.server_address[1]}", "no_proxy": "localhost"}
+    cache = work / "cache"  # the kernel's per-user cache folder (XDG_CACHE_HOME), where the corpus goes
+    spec["env"] = {"http_proxy": f"http://127.0.0.1:{server.server_address[1]}", "no_proxy": "localhost",
+                   "XDG_CACHE_HOME": str(cache)}
     spec_file.write_text(json.dumps(spec))
 
     from nbclient import NotebookClient
@@ -139,15 +142,14 @@ def main(argv=None) -> int:
     executed = time.perf_counter()
     nbformat.write(nb, work / CHAPTER.name)
 
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    corpus_there = (site / "data" / "timemachine.txt").is_file()
+    corpus_there = (cache / "rnnbook" / "timemachine.txt").is_file()
     launch_output = stream_text(launch).strip()
     moved = [index for index, (cell, before) in enumerate(zip(
         [cell for cell in nb.cells if cell.cell_type == "code"], committed)) if index and stream_text(cell) != before]
     size = subprocess.run(["du", "-sm", venv], capture_output=True, text=True).stdout.split()[0]
     print(f"launch cell printed: {launch_output!r}")
     print(f"corpus requests to the stand-in for d2l's server: {StandInForD2l.requests}")
-    print(f"corpus saved in the installed package's data folder: {corpus_there}")
+    print(f"corpus saved in the per-user cache folder: {corpus_there}")
     print(f"code cells whose printed text differs from the book's: {moved or 'none'}")
     print(f"times: PyTorch preinstalled {preinstalled - started:.0f} s, launch cell and chapter 1 "
           f"{executed - preinstalled:.0f} s; environment {size} MB")
