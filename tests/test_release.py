@@ -32,3 +32,19 @@ def test_how_to_use_is_a_readers_page_of_at_most_900_words():
     text = re.sub(r"```.*?```", " ", text, flags=re.S)  # commands quoted in code blocks are not prose
     words = len(re.findall(r"[A-Za-z0-9][\w'’.-]*", text))
     assert words <= 900, f"book/how_to_use.md has {words} words of prose; readers' page limit is 900"
+
+
+def test_a_dated_release_is_dated_alike_in_the_citation():
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    citation = (ROOT / "CITATION.cff").read_text(encoding="utf-8")
+    heading = re.search(r"^## \[([^\]]+)\] - (\S+)", changelog, re.M)
+    assert heading, "CHANGELOG.md needs a '## [X.Y.Z] - DATE' (or '- unreleased') section"
+    version, date = heading.groups()
+    if date == "unreleased":
+        return
+    released = re.search(r"^date-released:\s*['\"]?([\d-]+)", citation, re.M)
+    assert released and released.group(1) == date, f"CITATION.cff's date-released should be {date}"
+    preferred = citation.split("preferred-citation:", 1)[1]
+    assert re.search(rf"^\s+version:\s*['\"]?{re.escape(version)}\b", preferred, re.M), \
+        f"CITATION.cff's preferred-citation version should be {version}"
+    assert re.search(rf"^\s+year:\s*{date[:4]}\b", preferred, re.M), f"preferred-citation year should be {date[:4]}"
