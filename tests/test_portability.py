@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT
 from rnnbook.portability import (CPU_CONFIG_VARIABLES, TOLERANCE_KEY, Tolerance, cell_tolerance,
-                                 comparable_texts, compare_text, deviation, foreign_cpu_config, foreign_cpu_configs, rotated_cpu_config,
+                                 comparable_texts, compare_text, deviation, foreign_cpu_config, foreign_cpu_configs, rotated_cpu_config, rotation_cpu_configs,
                                  native_capability, split_numbers)
 
 
@@ -152,10 +152,10 @@ def test_nbval_reports_the_configuration_it_ran_under(tmp_path):
     assert "native ATen capability" in result.stdout
 
 
-def test_make_test_validates_under_the_foreign_configuration():
+def test_make_test_validates_under_a_rotated_foreign_configuration():
     makefile = (ROOT / "Makefile").read_text()
     test_recipe = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
-    assert "$(CPU_ENV)" in test_recipe and "CPU_CONFIG ?= foreign" in makefile
+    assert "$(CPU_ENV)" in test_recipe and "CPU_CONFIG ?= rotated" in makefile
     assert "-p rnnbook.portability" in (ROOT / "pyproject.toml").read_text()
 
 
@@ -176,11 +176,17 @@ def test_the_foreign_configurations_each_differ_from_native_in_two_libraries():
     assert foreign_cpu_configs("DEFAULT", "arm64") == [{"ATEN_CPU_CAPABILITY": "default"}]
 
 
-def test_the_commit_hash_rotates_among_the_configurations():
+def test_the_commit_hash_rotates_among_the_configurations_without_mkl_compatible():
     configs = foreign_cpu_configs("AVX512", "x86_64")
-    chosen = [rotated_cpu_config(f"{n:040x}", "AVX512", "x86_64") for n in range(12)]
-    assert [index for index, _ in chosen] == [n % 6 for n in range(12)]
+    rotation = rotation_cpu_configs("AVX512", "x86_64")
+    assert [configs.index(config) for config in rotation] == [1, 3, 5]  # configurations 2, 4 and 6
+    assert all(config["MKL_CBWR"] != "COMPATIBLE" for config in rotation)
+    chosen = [rotated_cpu_config(f"{n:040x}", "AVX512", "x86_64") for n in range(6)]
+    assert [index for index, _ in chosen] == [1, 3, 5, 1, 3, 5]
     assert all(config == configs[index] for index, config in chosen)
+    avx2_configs = foreign_cpu_configs("AVX2", "x86_64")
+    assert [avx2_configs.index(c) for c in rotation_cpu_configs("AVX2", "x86_64")] == [1]  # MKL's AVX2 branch
+    assert rotation_cpu_configs("DEFAULT", "arm64") == [{"ATEN_CPU_CAPABILITY": "default"}]  # nothing else to choose
     assert rotated_cpu_config("ECF6D3A1CD38", "AVX512", "x86_64") == rotated_cpu_config("ecf6d3a1cd38", "AVX512", "x86_64")
     with pytest.raises(ValueError, match="commit hash"):
         rotated_cpu_config("", "AVX512", "x86_64")
