@@ -124,6 +124,9 @@ TYPESET = """async () => {
     if (raw.length) return `${raw.length} of ${document.querySelectorAll(".math").length} equations not typeset, `
         + `the first: ${raw[0].textContent.slice(0, 80)}`;
     if (errors.length) return `${errors.length} TeX errors, the first: ${errors[0].textContent.slice(0, 80)}`;
+    // A backslash that MathJax shows is a macro it read as text (\\_ in \\texttt without textmacros).
+    const shown = [...document.querySelectorAll(".math mjx-container")].filter(node => node.textContent.includes("\\\\"));
+    if (shown.length) return `${shown.length} equations show a backslash, the first: ${shown[0].textContent.slice(0, 80)}`;
     return "";
 }"""
 
