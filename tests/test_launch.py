@@ -144,18 +144,24 @@ def test_book_version_reads_the_project_table_only(tmp_path):
         setup_cell.book_version(pyproject)
 
 
-def _run_launch_cell(source, module, capsys):
-    """Run the launch cell as IPython would, with ``module`` in place of rnnbook, and
-    return its events in order: ("print", text) and ("pip", arguments). Nothing is installed."""
+def _run_launch_cell(source, module, capsys, torchvision="torchvision"):
+    """Run the launch cell as IPython would, with ``module`` in place of rnnbook (and
+    ``torchvision`` in place of torchvision), and return its events in order:
+    ("print", text) and ("pip", arguments). Nothing is installed."""
+    import sys
+
     from IPython.core.inputtransformer2 import TransformerManager
 
-    python = TransformerManager().transform_cell(source.replace("import rnnbook", f"import {module}"))
+    source = source.replace("import rnnbook", f"import {module}").replace(
+        "import torchvision", f"import {torchvision}")
+    python = TransformerManager().transform_cell(source)
     events = []
 
     class Shell:
         def run_line_magic(self, name, line):
             assert name == "pip", f"the launch cell may only call %pip, not %{name}"
-            events.append(("pip", shlex.split(line)))
+            # IPython expands {name} in a magic's line from the caller's namespace
+            events.append(("pip", shlex.split(line.format(**sys._getframe(1).f_globals))))
 
     def record_print(*args, **kwargs):
         events.append(("print", " ".join(map(str, args))))
@@ -240,6 +246,31 @@ def test_where_the_package_is_missing_it_says_what_it_installs_then_installs_it(
     if packages:
         assert events[2][1][:3] == ["install", "--quiet", "--no-deps"]
     assert f"rnnbook {version}" in events[-1][1]
+
+
+def test_d2l_gets_the_torchvision_that_matches_the_installed_torch_only_where_missing(capsys):
+    """The `notebooks` extra does not list torchvision (pip would swap a CPU PyTorch for the
+    newest CUDA build to match an unpinned one); chapter 1's cell installs the matching
+    release with PyTorch pinned to the installed version, and nothing where it is present."""
+    import torch
+
+    assert not any(dependency.startswith("torchvision")
+                   for dependency in tomllib.loads((ROOT / "pyproject.toml").read_text())
+                   ["project"]["optional-dependencies"]["notebooks"])
+    source = setup_cell.launch_source(["d2l"])
+    present = _run_launch_cell(source, "rnnbook_not_installed_anywhere", capsys)
+    assert [kind for kind, _ in present] == ["print", "pip", "pip", "print"]
+    events = _run_launch_cell(source, "rnnbook_not_installed_anywhere", capsys,
+                              torchvision="torchvision_not_installed_anywhere")
+    assert [kind for kind, _ in events] == ["print", "pip", "pip", "pip", "print"]
+    install = events[3][1]
+    assert install[:2] == ["install", "--quiet"] and "--no-deps" not in install
+    assert install[2:] == [f"torchvision==0.{int(torch.__version__.split('.')[1]) + 15}.*",
+                           f"torch=={torch.__version__}"]
+    # the rule minor + 15 agrees with the pair the lock holds (torch 2.14.1, torchvision 0.29.1)
+    locked = dict(line.split(";")[0].strip().split("==") for line in (ROOT / "requirements.txt").read_text()
+                  .splitlines() if line.split(";")[0].strip().startswith(("torch==", "torchvision==")))
+    assert locked["torchvision"].split(".")[1] == str(int(locked["torch"].split(".")[1]) + 15), locked
 
 
 def test_unknown_on_demand_packages_are_refused():

@@ -77,14 +77,32 @@ def pinned(name: str, requirements: Path = ROOT / "requirements.txt") -> str:
     raise KeyError(f"requirements.txt does not lock {name}")
 
 
+#: d2l imports torchvision, which the `notebooks` extra no longer lists: an unpinned
+#: torchvision made pip replace a reader's CPU build of PyTorch with the newest CUDA
+#: build (about 5 GB) to match it. Where torchvision is missing, the cell installs the
+#: release that belongs to the installed PyTorch (torchvision 0.(m + 15) goes with PyTorch
+#: 2.m, as 0.29 with 2.14 in requirements.txt; tests/test_launch.py checks the rule
+#: against the lock) and pins PyTorch to the installed version, so pip keeps it.
+TORCHVISION_FOR_D2L = [
+    "    try:  # d2l imports torchvision: where it is missing, the release that matches this PyTorch",
+    "        import torchvision",
+    "    except ModuleNotFoundError:",
+    "        import torch",
+    "        _torchvision = f\"torchvision==0.{int(torch.__version__.split('.')[1]) + 15}.*\"",
+    "        _torch = f\"torch=={torch.__version__}\"",
+    '        %pip install --quiet "{_torchvision}" "{_torch}"',
+]
+
+
 def launch_source(packages=(), *, version=None, requirement=None) -> str:
     """The launch cell's source for a chapter that needs ``packages`` (names from ON_DEMAND).
 
     How long it takes, as the cell says, was measured in fresh Python 3.11 virtual
     environments on this project's 2-core machine: 4.1 s for the package with every
     library of the `notebooks` extra present (as on Colab), 71 s with only a CPU build of
-    PyTorch present (pip then replaced it with the newest PyTorch and its CUDA libraries,
-    about 5 GB, to match the newest torchvision), and 0.5 s for d2l.
+    PyTorch present while the extra still listed torchvision (pip then replaced PyTorch
+    with the newest build and its CUDA libraries, about 5 GB, to match the newest
+    torchvision; see TORCHVISION_FOR_D2L), and 0.5 s for d2l.
 
     ``requirement`` replaces what pip installs the book's package from (by default
     ``rnnbook[notebooks] @ git+<repository>@v<version>``; tools/check_install.py points
@@ -109,6 +127,8 @@ def launch_source(packages=(), *, version=None, requirement=None) -> str:
     ]
     if pins:
         lines.append(f"    %pip install --quiet --no-deps {' '.join(pins)}")
+    if "d2l" in packages:
+        lines += TORCHVISION_FOR_D2L
     lines.append(f'    print("Installed rnnbook {version}.")')
     return "\n".join(lines)
 
