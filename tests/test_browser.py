@@ -9,7 +9,8 @@ file refused and recorded, and fails when
 * an image does not load,
 * a chapter's first solution does not unfold when its title is clicked,
 * the browser console shows an error,
-* the search page finds nothing for "forget gate".
+* the search page finds nothing for "forget gate",
+* a lecture deck does not open, or its speaker view (S) does not show the notes.
 
 A screenshot of chapter 6 is kept at `_build/browser/chapter06.png` for humans.
 Under CI (`CI=true`) a missing browser or driver is a failure, never a skip.
@@ -255,3 +256,37 @@ def test_slide_decks_open_offline_with_reveal_and_typeset_maths(offline):
     if offline.requested:
         failures["network"] = f"slides asked the network for: {sorted(set(offline.requested))[:10]}"
     assert not failures, "\n".join(f"{deck}: {problems}" for deck, problems in failures.items())
+
+
+def test_the_speaker_view_opens_offline_with_each_slides_notes(offline):
+    """S in a deck opens reveal.js's speaker view (a second window): current and upcoming
+    slide, a timer, and the notes of the slide shown, which follow the deck as it moves."""
+    deck = SLIDES / "week06.html"
+    if not deck.is_file():
+        pytest.fail("no slides in _build/slides: run `make slides` (make test does)")
+    page = offline.page
+    page.goto(deck.as_uri(), wait_until="load")
+    page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=10_000)
+    page.evaluate("Reveal.slide(1)")
+    notes_of = "index => Reveal.getSlides()[index].querySelector('aside.notes')?.textContent.trim() || ''"
+    expected = page.evaluate(notes_of, 1)
+    assert len(expected) > 100, f"the second slide of {deck.name} has no speaker notes: {expected!r}"
+    with offline.context.expect_page() as opened:
+        page.keyboard.press("s")
+    speaker = opened.value
+    speaker.on("console", lambda message: message.type == "error" and offline.errors.append(
+        f"speaker view console: {message.text}"))
+    speaker.wait_for_load_state("load")
+    notes = speaker.locator(".speaker-controls-notes .value")
+    first_words = " ".join(expected.split()[:4])
+    notes.filter(has_text=first_words).wait_for(timeout=10_000)
+    frames = speaker.eval_on_selector_all("iframe", "frames => frames.map(frame => frame.src)")
+    assert len(frames) == 2 and all(src.startswith(deck.as_uri()) for src in frames), frames
+    assert speaker.locator(".speaker-controls-notes mjx-container").count() > 0, "the notes' maths is not typeset"
+    page.evaluate("Reveal.slide(2)")
+    following = page.evaluate(notes_of, 2)
+    if following:
+        notes.filter(has_text=" ".join(following.split()[:4])).wait_for(timeout=10_000)
+    speaker.close()
+    assert not offline.requested, f"the speaker view asked the network for {offline.requested[:5]}"
+    assert not offline.errors, offline.errors
