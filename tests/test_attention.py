@@ -1,0 +1,175 @@
+"""Unit tests for rnnbook.attention (chapter 16), with planted bugs each check must catch."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import rnnbook.attention as attention
+from rnnbook.attention import (EOS, PAD, START, VOCAB_SIZE, AttentionSeq2Seq, additive_score, attention_context,
+                               beam_decode, beam_search, copied_exactly, copy_pairs, dot_score, exhaustive_search,
+                               length_penalty, masked_softmax, scaled_dot_product_attention, train_copier)
+
+
+def test_masked_softmax_gives_exactly_zero_to_masked_positions_and_sums_to_one():
+    scores = torch.randn(6, 4, dtype=torch.float64)
+    mask = torch.arange(6)[:, None] < torch.tensor([6, 3, 1, 5])
+    weights = masked_softmax(scores, mask)
+    assert torch.all(weights[~mask] == 0)
+    torch.testing.assert_close(weights.sum(dim=0), torch.ones(4, dtype=torch.float64))
+    junk = scores.masked_fill(~mask, 1e6)
+    assert torch.equal(masked_softmax(junk, mask), weights)
+
+
+def test_the_zero_weight_check_catches_a_softmax_that_forgets_the_mask():
+    scores = torch.randn(6, 4)
+    mask = torch.arange(6)[:, None] < torch.tensor([6, 3, 1, 5])
+    forgetful = torch.softmax(scores, dim=0)  # planted bug
+    assert not torch.all(forgetful[~mask] == 0)
+
+
+@pytest.mark.parametrize("bad_mask", [torch.ones(3, 2), torch.ones(2, 2, dtype=torch.bool),
+                                      torch.tensor([[True, False], [True, False], [True, False]])])
+def test_masked_softmax_rejects_bad_masks(bad_mask):
+    with pytest.raises(ValueError):
+        masked_softmax(torch.randn(3, 2), bad_mask)
+
+
+def test_scaled_dot_product_attention_equals_pytorch_in_float64():
+    generator = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 3, 5, 8, generator=generator, dtype=torch.float64)
+    k = torch.randn(2, 3, 7, 8, generator=generator, dtype=torch.float64)
+    v = torch.randn(2, 3, 7, 4, generator=generator, dtype=torch.float64)
+    real = torch.arange(7) < torch.tensor([7, 4])[:, None, None, None]
+    ours, weights = scaled_dot_product_attention(q, k, v, real)
+    torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=real), rtol=0, atol=1e-12)
+    assert torch.all(weights.masked_select(~real.expand_as(weights)) == 0)
+    torch.testing.assert_close(scaled_dot_product_attention(q, k, v)[0], F.scaled_dot_product_attention(q, k, v),
+                               rtol=0, atol=1e-12)
+    unscaled = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v  # planted bug: no 1 / sqrt(d)
+    assert (unscaled - F.scaled_dot_product_attention(q, k, v)).abs().max() > 1e-3
+
+
+def test_scores_and_context_match_their_definitions():
+    generator = torch.Generator().manual_seed(1)
+    query, keys = torch.randn(3, 5, generator=generator), torch.randn(4, 3, 5, generator=generator)
+    v = torch.randn(5, generator=generator)
+    dot = dot_score(query, keys)
+    additive = additive_score(query, keys, v)
+    for t in range(4):
+        for b in range(3):
+            assert math.isclose(float(dot[t, b]), float(keys[t, b] @ query[b]), rel_tol=1e-5, abs_tol=1e-6)
+            assert math.isclose(float(additive[t, b]), float(torch.tanh(keys[t, b] + query[b]) @ v),
+                                rel_tol=1e-5, abs_tol=1e-6)
+    weights = torch.softmax(torch.randn(4, 3, generator=generator), dim=0)
+    context = attention_context(weights, keys)
+    torch.testing.assert_close(context[1], sum(weights[t, 1] * keys[t, 1] for t in range(4)))
+    with pytest.raises(ValueError):
+        dot_score(query[:2], keys)
+
+
+def test_copy_pairs_end_with_eos_then_padding_and_are_reproducible():
+    sources, lengths, targets = copy_pairs(50, torch.Generator().manual_seed(2), 1, 9)
+    again = copy_pairs(50, torch.Generator().manual_seed(2), 1, 9)
+    assert torch.equal(sources, again[0]) and torch.equal(targets, again[2])
+    for b in range(50):
+        n = int(lengths[b])
+        assert torch.equal(targets[:n, b], sources[:n, b]) and int(targets[n, b]) == EOS
+        assert torch.all(sources[n:, b] == PAD) and torch.all(targets[n + 1:, b] == PAD)
+        assert torch.all(sources[:n, b] >= 3)
+    with pytest.raises(ValueError):
+        copy_pairs(5, torch.Generator(), 4, 3)
+
+
+def test_copied_exactly_ignores_what_follows_the_eos():
+    targets = torch.tensor([[3, 4], [EOS, 5], [PAD, EOS]])
+    tokens = torch.tensor([[3, 4], [EOS, 5], [7, 6]])
+    assert copied_exactly(tokens, targets, torch.tensor([1, 2])).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("kind", ["additive", "dot", None])
+def test_a_padded_batch_decodes_each_string_as_if_alone(kind):
+    torch.manual_seed(3)
+    model = AttentionSeq2Seq(kind, hidden_size=16, embedding_size=8).eval()
+    sources, lengths, targets = copy_pairs(5, torch.Generator().manual_seed(4), 1, 7)
+    with torch.no_grad():
+        batch = model(sources, lengths, targets)
+        for b in range(5):
+            n = int(lengths[b])
+            alone = model(sources[:n, b:b + 1], lengths[b:b + 1], targets[:n + 1, b:b + 1])
+            torch.testing.assert_close(alone[:, 0], batch[:n + 1, b], rtol=1e-5, atol=1e-6)
+        tokens, weights = model.greedy_decode(sources, lengths, targets.shape[0])
+        assert torch.equal(model(sources, lengths, tokens).argmax(dim=-1), tokens)
+    if kind is not None:
+        assert torch.all(weights[:, torch.arange(sources.shape[0])[:, None] >= lengths] == 0)
+
+
+def test_training_lowers_the_loss():
+    torch.manual_seed(0)
+    model = AttentionSeq2Seq("dot", hidden_size=16, embedding_size=8)
+    losses = train_copier(model, steps=40, batch_size=16, seed=0)
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10
+
+
+def make_bigram():
+    bigram = torch.full((VOCAB_SIZE, VOCAB_SIZE), 0.01 / (VOCAB_SIZE - 1))
+    for previous, nexts in ((START, {EOS: 0.45, 4: 0.40, 3: 0.14}), (4, {5: 0.99}), (5, {3: 0.99}), (3, {EOS: 0.99})):
+        for token, p in nexts.items():
+            bigram[previous, token] = p
+    bigram[EOS] = 1 / VOCAB_SIZE
+    table = (bigram / bigram.sum(dim=1, keepdim=True)).log()
+    return lambda previous, state: (table[previous], state)
+
+
+def agrees(step, alpha, max_steps=4):
+    state = torch.zeros(1, 1)
+    tokens, score = beam_search(step, state, VOCAB_SIZE ** max_steps, max_steps, alpha)
+    best, best_score = exhaustive_search(step, state, VOCAB_SIZE, max_steps, alpha)
+    return torch.equal(tokens[:, 0], best) and abs(float(score[0]) - best_score) < 1e-5
+
+
+def test_a_wide_beam_equals_exhaustive_search_on_hand_set_scores():
+    step = make_bigram()
+    assert agrees(step, 0.0) and agrees(step, 0.6)
+    short, _ = exhaustive_search(step, torch.zeros(1, 1), VOCAB_SIZE, 4, 0.0)
+    long, _ = exhaustive_search(step, torch.zeros(1, 1), VOCAB_SIZE, 4, 0.6)
+    assert int(short[0]) == EOS and long.tolist() == [4, 5, 3, EOS]  # normalisation changes the winner
+
+
+def test_a_wide_beam_equals_exhaustive_search_on_random_scores():
+    generator = torch.Generator().manual_seed(5)
+    table = torch.log_softmax(2 * torch.randn(VOCAB_SIZE, VOCAB_SIZE, generator=generator), dim=1)
+    step = lambda previous, state: (table[previous], state)  # noqa: E731
+    for alpha in (0.0, 0.6, 1.0):
+        assert agrees(step, alpha, max_steps=3)
+
+
+def test_planted_bug_finished_hypotheses_that_run_on_fail_the_exhaustive_check(monkeypatch):
+    monkeypatch.setattr(attention, "keep_finished", lambda log_probs, finished: log_probs)
+    assert not agrees(make_bigram(), 0.0)
+
+
+def test_planted_bug_no_length_normalisation_fails_the_exhaustive_check(monkeypatch):
+    monkeypatch.setattr(attention, "length_penalty", lambda length, alpha: torch.ones_like(length))
+    assert not agrees(make_bigram(), 0.6)
+
+
+def test_length_penalty_is_wu_et_al():
+    assert float(length_penalty(torch.tensor(1.0), 0.6)) == 1.0
+    assert math.isclose(float(length_penalty(torch.tensor(4.0), 1.0)), 1.5)
+
+
+def test_a_beam_of_one_is_greedy_decoding():
+    torch.manual_seed(6)
+    model = AttentionSeq2Seq("additive", hidden_size=16, embedding_size=8).eval()
+    sources, lengths, _ = copy_pairs(16, torch.Generator().manual_seed(7), 1, 8)
+    beam, _ = beam_decode(model, sources, lengths, 1, 9)
+    greedy, _ = model.greedy_decode(sources, lengths, 9)
+    greedy = torch.where(torch.cumsum(greedy == EOS, dim=0) > 0, EOS, greedy)
+    assert torch.equal(beam, greedy)
+
+
+def test_beam_search_rejects_bad_sizes():
+    with pytest.raises(ValueError):
+        beam_search(make_bigram(), torch.zeros(1, 1), 0, 3)
