@@ -22,7 +22,7 @@ MISTAKES = [(lab, mistake) for lab in LABS for mistake in lab.mistakes()]
 
 
 def test_the_labs_of_the_issue_exist():
-    assert [lab.name[:5] for lab in LABS] == ["lab02", "lab03", "lab06", "lab09", "lab13"]
+    assert [lab.name[:5] for lab in LABS] == ["lab02", "lab03", "lab06", "lab09", "lab13", "lab16"]
     for lab in LABS:
         assert lab.title.startswith("Lab "), lab.name
         assert len(lab.mistakes()) >= 2, f"{lab.name}: plant at least two common mistakes"
@@ -62,7 +62,8 @@ def test_the_mistakes_the_issue_names_are_planted():
                    ("lab03", "weight gradients not accumulated across steps"),
                    ("lab06", "the forget gate through tanh instead of sigmoid"),
                    ("lab09", "the update gate mixing h and n the wrong way round"),
-                   ("lab13", "packing without sorting by length"), ("lab13", "the padding not masked in the loss")]:
+                   ("lab13", "packing without sorting by length"), ("lab13", "the padding not masked in the loss"),
+                   ("lab16", "padding filled with 0 instead of -inf"), ("lab16", "the scores not scaled by sqrt(d)")]:
         assert wanted in planted
 
 

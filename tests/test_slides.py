@@ -100,7 +100,8 @@ def test_weeks_come_from_the_course_table(weeks):
     assert [week.number for week in weeks] == list(range(1, len(weeks) + 1))
     assert weeks[1].chapters == [2]
     assert weeks[6].chapters == [7, 8]           # "7. LSTM in PyTorch and 8. LSTMCell versus LSTM"
-    assert weeks[-1].chapters == [13, 14, 15]    # "13. ..., with 14 or 15 by choice"
+    assert weeks[-2].chapters == [13, 16]        # "13. Variable-length sequences and 16. Attention"
+    assert weeks[-1].chapters == [17]
     covered = {number for week in weeks for number in week.chapters}
     existing = {int(path.name[:2]) for path in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert covered <= existing and len(covered) >= 13, sorted(covered)
