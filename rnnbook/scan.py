@@ -119,8 +119,8 @@ class MinGRU(nn.Module):
 
 class MinLSTM(MinGRU):
     """minLSTM (Feng et al., 2024), one layer: ``f_t, i_t = sigmoid(...)`` of the input,
-    normalised to ``f' = f / (f + i)`` and ``i' = i / (f + i)``; ``n_t = W_in x_t + b_in``
-    (``linear``'s rows f, i, n) and ``h_t = f'_t * h_{t-1} + i'_t * n_t``. Same interface as
+    normalised to ``f' = f / (f + i)`` and ``i' = i / (f + i)``; ``g_t = W_ig x_t + b_ig``
+    (``linear``'s rows f, i, g) and ``h_t = f'_t * h_{t-1} + i'_t * g_t``. Same interface as
     :class:`MinGRU`."""
 
     def __init__(self, input_size: int, hidden_size: int, recurrence=linear_recurrence_scan):
@@ -130,9 +130,9 @@ class MinLSTM(MinGRU):
     def coefficients(self, inputs):
         if inputs.ndim != 3 or inputs.shape[-1] != self.input_size:
             raise ValueError(f"expected inputs (T, B, {self.input_size}), got {tuple(inputs.shape)}")
-        f_pre, i_pre, n = self.linear(inputs).chunk(3, dim=-1)
+        f_pre, i_pre, g = self.linear(inputs).chunk(3, dim=-1)
         f, i = torch.sigmoid(f_pre), torch.sigmoid(i_pre)
-        return f / (f + i), i / (f + i) * n
+        return f / (f + i), i / (f + i) * g
 
 
 class StackedMinGRU(nn.Module):

@@ -146,9 +146,9 @@ def test_minlstm_normalises_its_gates():
     layer = MinLSTM(5, 4).double()
     x = torch.randn(7, 2, 5, dtype=torch.float64)
     a, b = layer.coefficients(x)
-    f_pre, i_pre, n = layer.linear(x).chunk(3, dim=-1)
+    f_pre, i_pre, g = layer.linear(x).chunk(3, dim=-1)
     f, i = torch.sigmoid(f_pre), torch.sigmoid(i_pre)
-    torch.testing.assert_close(a + b / n, torch.ones_like(a))  # f' + i' = 1
+    torch.testing.assert_close(a + b / g, torch.ones_like(a))  # f' + i' = 1
     torch.testing.assert_close(a, f / (f + i))
     torch.testing.assert_close(layer(x)[0], linear_recurrence_loop(a, b), rtol=1e-12, atol=1e-12)
 
@@ -193,3 +193,35 @@ def test_parity_task():
     assert torch.equal(again[0], inputs) and torch.equal(again[1], targets)
     with pytest.raises(ValueError, match="positive"):
         parity_task(0, 5)
+
+
+def test_minlstm_and_stacked_mingru_gradients_pass_gradcheck():
+    torch.manual_seed(0)
+    x = torch.randn(6, 2, 3, dtype=torch.float64, requires_grad=True)
+    minlstm = MinLSTM(3, 4).double()
+    assert gradcheck(lambda inputs: minlstm(inputs)[0], (x,))
+    stacked = StackedMinGRU(3, 4, num_layers=2).double()
+    state = torch.randn(2, 2, 4, dtype=torch.float64, requires_grad=True)
+    assert gradcheck(lambda inputs, h0: stacked(inputs, h0)[0], (x, state))
+    weight = stacked.layers[0].linear.weight
+    (stacked(x, state)[0].sum()).backward()
+    assert weight.grad is not None and weight.grad.abs().sum() > 0  # the lower layer learns through the upper
+
+
+def test_gru_hidden_candidate_bias_is_scaled_by_the_reset_gate():
+    """With W_hh = 0 but b_hh != 0, b_hr and b_hz add to the input biases, b_hn does not:
+    the candidate needs r_t * b_hn; simply adding b_hn (as if r_t were 1) is caught."""
+    torch.manual_seed(0)
+    gru = nn.GRU(3, 4).double()
+    with torch.no_grad():
+        gru.weight_hh_l0.zero_()
+        gru.bias_hh_l0.normal_()
+    x = torch.randn(8, 2, 3, dtype=torch.float64)
+    r_pre, z_pre, n_pre = (x @ gru.weight_ih_l0.T + gru.bias_ih_l0).chunk(3, dim=-1)
+    b_hr, b_hz, b_hn = gru.bias_hh_l0.detach().chunk(3)
+    r, z = torch.sigmoid(r_pre + b_hr), torch.sigmoid(z_pre + b_hz)
+    expected = gru(x)[0]
+    torch.testing.assert_close(linear_recurrence_scan(z, (1 - z) * torch.tanh(n_pre + r * b_hn)), expected,
+                               rtol=1e-12, atol=1e-12)
+    folded = linear_recurrence_scan(z, (1 - z) * torch.tanh(n_pre + b_hn))  # the planted error
+    assert (folded - expected).abs().max() > 1e-3
