@@ -72,10 +72,10 @@ def dot_score(query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
 
 
 def additive_score(query_projected: torch.Tensor, keys_projected: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Additive (Bahdanau) scores ``v . tanh(W_k h_t + W_q s)``.
+    """Additive (Bahdanau) scores ``v . tanh(W_s s + U_h h_t)``.
 
-    The caller projects: ``query_projected = s @ W_q.T`` ``(B, A)`` at every decoder step,
-    ``keys_projected = h @ W_k.T`` ``(T, B, A)`` once per source; ``v`` ``(A,)``.
+    The caller projects: ``query_projected = s @ W_s.T`` ``(B, A)`` at every decoder step,
+    ``keys_projected = h @ U_h.T`` ``(T, B, A)`` once per source; ``v`` ``(A,)``.
     Returns ``(T, B)``.
     """
     if keys_projected.ndim != 3 or query_projected.shape != keys_projected.shape[1:] or v.shape != keys_projected.shape[2:]:
@@ -91,13 +91,18 @@ def attention_context(weights: torch.Tensor, values: torch.Tensor) -> torch.Tens
     return (weights[..., None] * values).sum(dim=0)
 
 
+def scaled_scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """``q k^T / sqrt(d)``: ``query`` ``(..., L, d)``, ``key`` ``(..., S, d)`` -> ``(..., L, S)``."""
+    return query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+
+
 def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask=None):
     """``softmax(q k^T / sqrt(d)) v`` in PyTorch's layout: ``query`` ``(..., L, d)``, ``key``
     ``(..., S, d)``, ``value`` ``(..., S, d_v)``; ``mask`` bool, broadcastable to ``(..., L, S)``,
     True where a query may attend to a key. Returns ``output`` ``(..., L, d_v)`` and the
     ``weights`` ``(..., L, S)``.
     """
-    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    scores = scaled_scores(query, key)
     if mask is None:
         weights = torch.softmax(scores, dim=-1)
     else:
@@ -125,8 +130,8 @@ class AttentionSeq2Seq(nn.Module):
         context_size = 0 if attention is None else hidden_size
         self.decoder = nn.GRUCell(embedding_size + context_size, hidden_size)
         if attention == "additive":
-            self.query_projection = nn.Linear(hidden_size, hidden_size, bias=False)  # W_q
-            self.key_projection = nn.Linear(hidden_size, hidden_size, bias=False)    # W_k
+            self.query_projection = nn.Linear(hidden_size, hidden_size, bias=False)  # W_s
+            self.key_projection = nn.Linear(hidden_size, hidden_size, bias=False)    # U_h
             self.v = nn.Parameter(torch.randn(hidden_size) / math.sqrt(hidden_size))
         self.head = nn.Linear(hidden_size + context_size, VOCAB_SIZE)
 
@@ -196,26 +201,34 @@ class AttentionSeq2Seq(nn.Module):
         return torch.stack(tokens), None if self.attention is None else torch.stack(weights)
 
 
+def training_batches(steps: int, batch_size: int = 64, seed: int = 0, band: int = 6):
+    """The stream of training pairs ``train_copier`` sees: ``steps`` batches of ``batch_size``
+    fresh pairs, each batch's lengths drawn uniformly from ``band - 1`` below a top length up
+    to it (at least 1), the top length drawn uniformly from 1 to ``MAX_LENGTH``."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        top = int(torch.randint(1, MAX_LENGTH + 1, (1,), generator=generator))
+        yield copy_pairs(batch_size, generator, max(1, top - band + 1), top)
+
+
 def train_copier(model: AttentionSeq2Seq, *, steps: int, lr: float = 1e-2, batch_size: int = 64, seed: int = 0,
                  band: int = 6) -> list:
     """Teacher forcing with Adam, the learning rate decayed to 0 along a cosine, clipping at 1.
 
-    Every batch holds ``batch_size`` fresh pairs whose lengths lie within ``band`` of a
-    random top length, so the decoder loop runs about as many steps as the batch needs.
+    Every batch holds ``batch_size`` fresh pairs from ``training_batches``, whose lengths lie
+    from ``band - 1`` below a random top length up to it, so the decoder loop runs about as
+    many steps as the batch needs.
     The loss is the cross-entropy of the real target tokens, the ``EOS`` included and
     the padding left out. Returns the loss of every step.
     """
     if steps < 1 or lr <= 0 or batch_size < 1 or band < 1:
         raise ValueError(f"need steps, lr, batch_size and band positive, got {steps}, {lr}, {batch_size}, {band}")
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps)))
     losses = []
     model.train()
-    for _ in range(steps):
-        top = int(torch.randint(1, MAX_LENGTH + 1, (1,), generator=generator))
-        sources, lengths, targets = copy_pairs(batch_size, generator, max(1, top - band + 1), top)
+    for sources, lengths, targets in training_batches(steps, batch_size, seed, band):
         logits = model(sources.to(device), lengths, targets.to(device))
         loss = masked_cross_entropy(logits, targets.to(device), lengths + 1)  # + 1: the EOS
         clipped_update(model, optimizer, loss, 1.0)
@@ -249,6 +262,19 @@ def keep_finished(log_probs: torch.Tensor, finished: torch.Tensor) -> torch.Tens
     return torch.where(finished[..., None], stay, log_probs)
 
 
+def hypothesis_ranking(log_p: torch.Tensor, length: torch.Tensor, alpha: float) -> torch.Tensor:
+    """The score by which hypotheses compete for a place in the beam: ``log P / length_penalty``."""
+    return log_p / length_penalty(length, alpha)
+
+
+def reorder_states(state: torch.Tensor, parent: torch.Tensor) -> torch.Tensor:
+    """The decoder states of the kept hypotheses: row ``b * K + j`` of the result is the state of
+    hypothesis ``parent[b, j]`` of source ``b``. ``state`` ``(B * K, ...)``, ``parent`` ``(B, K)``."""
+    batch, beam_size = parent.shape
+    rows = torch.arange(batch, device=parent.device)[:, None]
+    return state.view(batch, beam_size, *state.shape[1:])[rows, parent].reshape(batch * beam_size, *state.shape[1:])
+
+
 @torch.no_grad()
 def beam_search(step, state: torch.Tensor, beam_size: int, max_steps: int, alpha: float = 0.6):
     """Beam search over ``B`` sources at once, ranking hypotheses by ``log P / length_penalty``.
@@ -278,14 +304,14 @@ def beam_search(step, state: torch.Tensor, beam_size: int, max_steps: int, alpha
         vocabulary = step_log_probs.shape[-1]
         candidates = log_p[..., None] + step_log_probs  # (B, K, V)
         candidate_length = (length + (~finished).float())[..., None].expand_as(candidates)
-        ranking = candidates / length_penalty(candidate_length, alpha)
+        ranking = hypothesis_ranking(candidates, candidate_length, alpha)
         best = ranking.reshape(batch, -1).topk(beam_size, dim=-1).indices  # (B, K)
         parent, token = best // vocabulary, best % vocabulary
         log_p = candidates.reshape(batch, -1).gather(1, best)
         length = candidate_length.reshape(batch, -1).gather(1, best)
         finished = finished.gather(1, parent) | (token == EOS)
         tokens = torch.cat([tokens[rows, parent], token[..., None]], dim=-1)
-        state = state.view(batch, beam_size, *state.shape[1:])[rows, parent].reshape(batch * beam_size, *state.shape[1:])
+        state = reorder_states(state, parent)
         previous = token.reshape(-1)
         if bool(finished.all()):
             break

@@ -22,11 +22,32 @@ def test_masked_softmax_gives_exactly_zero_to_masked_positions_and_sums_to_one()
     assert torch.equal(masked_softmax(junk, mask), weights)
 
 
-def test_the_zero_weight_check_catches_a_softmax_that_forgets_the_mask():
-    scores = torch.randn(6, 4)
-    mask = torch.arange(6)[:, None] < torch.tensor([6, 3, 1, 5])
-    forgetful = torch.softmax(scores, dim=0)  # planted bug
-    assert not torch.all(forgetful[~mask] == 0)
+def ignore_the_mask(scores, mask, dim=0):
+    return torch.softmax(scores, dim=dim)  # planted bug: the mask ignored
+
+
+def sdpa_matches_pytorch():
+    generator = torch.Generator().manual_seed(0)
+    q = torch.randn(2, 3, 5, 8, generator=generator, dtype=torch.float64)
+    k = torch.randn(2, 3, 7, 8, generator=generator, dtype=torch.float64)
+    v = torch.randn(2, 3, 7, 4, generator=generator, dtype=torch.float64)
+    real = torch.arange(7) < torch.tensor([7, 4])[:, None, None, None]
+    ours, weights = scaled_dot_product_attention(q, k, v, real)
+    unmasked, _ = scaled_dot_product_attention(q, k, v)
+    return (bool((ours - F.scaled_dot_product_attention(q, k, v, attn_mask=real)).abs().max() < 1e-12)
+            and bool(torch.all(weights.masked_select(~real.expand_as(weights)) == 0))
+            and bool((unmasked - F.scaled_dot_product_attention(q, k, v)).abs().max() < 1e-12))
+
+
+def test_planted_bug_a_softmax_that_ignores_the_mask_fails_the_pytorch_check(monkeypatch):
+    assert sdpa_matches_pytorch()
+    monkeypatch.setattr(attention, "masked_softmax", ignore_the_mask)
+    assert not sdpa_matches_pytorch()
+
+
+def test_planted_bug_scores_without_the_scaling_fail_the_pytorch_check(monkeypatch):
+    monkeypatch.setattr(attention, "scaled_scores", lambda query, key: query @ key.transpose(-2, -1))
+    assert not sdpa_matches_pytorch()
 
 
 @pytest.mark.parametrize("bad_mask", [torch.ones(3, 2), torch.ones(2, 2, dtype=torch.bool),
@@ -47,8 +68,6 @@ def test_scaled_dot_product_attention_equals_pytorch_in_float64():
     assert torch.all(weights.masked_select(~real.expand_as(weights)) == 0)
     torch.testing.assert_close(scaled_dot_product_attention(q, k, v)[0], F.scaled_dot_product_attention(q, k, v),
                                rtol=0, atol=1e-12)
-    unscaled = torch.softmax(q @ k.transpose(-2, -1), dim=-1) @ v  # planted bug: no 1 / sqrt(d)
-    assert (unscaled - F.scaled_dot_product_attention(q, k, v)).abs().max() > 1e-3
 
 
 def test_scores_and_context_match_their_definitions():
@@ -88,21 +107,43 @@ def test_copied_exactly_ignores_what_follows_the_eos():
     assert copied_exactly(tokens, targets, torch.tensor([1, 2])).tolist() == [True, False]
 
 
-@pytest.mark.parametrize("kind", ["additive", "dot", None])
-def test_a_padded_batch_decodes_each_string_as_if_alone(kind):
+def padded_batch_agrees_with_each_string_alone(kind):
     torch.manual_seed(3)
     model = AttentionSeq2Seq(kind, hidden_size=16, embedding_size=8).eval()
     sources, lengths, targets = copy_pairs(5, torch.Generator().manual_seed(4), 1, 7)
     with torch.no_grad():
         batch = model(sources, lengths, targets)
+        worst = 0.0
         for b in range(5):
             n = int(lengths[b])
             alone = model(sources[:n, b:b + 1], lengths[b:b + 1], targets[:n + 1, b:b + 1])
-            torch.testing.assert_close(alone[:, 0], batch[:n + 1, b], rtol=1e-5, atol=1e-6)
+            worst = max(worst, float((alone[:, 0] - batch[:n + 1, b]).abs().max()))
+    return worst < 1e-5, model, sources, lengths, targets
+
+
+@pytest.mark.parametrize("kind", ["additive", "dot", None])
+def test_a_padded_batch_decodes_each_string_as_if_alone(kind):
+    agree, model, sources, lengths, targets = padded_batch_agrees_with_each_string_alone(kind)
+    assert agree
+    with torch.no_grad():
         tokens, weights = model.greedy_decode(sources, lengths, targets.shape[0])
         assert torch.equal(model(sources, lengths, tokens).argmax(dim=-1), tokens)
     if kind is not None:
         assert torch.all(weights[:, torch.arange(sources.shape[0])[:, None] >= lengths] == 0)
+
+
+@pytest.mark.parametrize("kind", ["additive", "dot"])
+def test_planted_bug_a_model_softmax_that_ignores_the_mask_fails_the_padding_check(monkeypatch, kind):
+    monkeypatch.setattr(attention, "masked_softmax", ignore_the_mask)
+    assert not padded_batch_agrees_with_each_string_alone(kind)[0]
+
+
+def test_training_batches_are_the_stream_train_copier_sees():
+    batches = list(attention.training_batches(3, batch_size=4, seed=9))
+    again = list(attention.training_batches(3, batch_size=4, seed=9))
+    assert len(batches) == 3 and all(torch.equal(x[0], y[0]) for x, y in zip(batches, again))
+    for _, lengths, _ in batches:
+        assert int(lengths.max()) - int(lengths.min()) <= 5 and 1 <= int(lengths.min()) and int(lengths.max()) <= 20
 
 
 def test_training_lowers_the_loss():
@@ -113,28 +154,34 @@ def test_training_lowers_the_loss():
 
 
 def make_bigram():
-    bigram = torch.full((VOCAB_SIZE, VOCAB_SIZE), 0.01 / (VOCAB_SIZE - 1))
-    for previous, nexts in ((START, {EOS: 0.45, 4: 0.40, 3: 0.14}), (4, {5: 0.99}), (5, {3: 0.99}), (3, {EOS: 0.99})):
+    """Hand-set scores: ``a`` (0.66) is a likelier first token than ``b`` (0.23), but ``b$`` is the
+    most probable output; with length normalisation at alpha = 0.6 the longer ``acd$`` wins."""
+    a, b, c, d, e = (3 + i for i in range(5))
+    bigram = torch.full((VOCAB_SIZE, VOCAB_SIZE), 1 / VOCAB_SIZE)
+    for previous, nexts in ((START, {a: 0.66, b: 0.23}), (a, {c: 0.99}), (c, {d: 0.99}), (d, {e: 0.33, EOS: 0.31}),
+                            (b, {EOS: 0.99})):
+        bigram[previous] = (1 - sum(nexts.values())) / (VOCAB_SIZE - len(nexts))
         for token, p in nexts.items():
             bigram[previous, token] = p
-    bigram[EOS] = 1 / VOCAB_SIZE
-    table = (bigram / bigram.sum(dim=1, keepdim=True)).log()
+    table = bigram.log()
     return lambda previous, state: (table[previous], state)
 
 
-def agrees(step, alpha, max_steps=4):
-    state = torch.zeros(1, 1)
-    tokens, score = beam_search(step, state, VOCAB_SIZE ** max_steps, max_steps, alpha)
+def agrees(step, alpha, max_steps=4, beam_size=None, state=None):
+    state = torch.zeros(1, 1) if state is None else state
+    tokens, score = beam_search(step, state, beam_size or VOCAB_SIZE ** max_steps, max_steps, alpha)
     best, best_score = exhaustive_search(step, state, VOCAB_SIZE, max_steps, alpha)
     return torch.equal(tokens[:, 0], best) and abs(float(score[0]) - best_score) < 1e-5
 
 
-def test_a_wide_beam_equals_exhaustive_search_on_hand_set_scores():
+def test_narrow_beams_find_exhaustive_search_s_best_on_hand_set_scores():
     step = make_bigram()
-    assert agrees(step, 0.0) and agrees(step, 0.6)
-    short, _ = exhaustive_search(step, torch.zeros(1, 1), VOCAB_SIZE, 4, 0.0)
-    long, _ = exhaustive_search(step, torch.zeros(1, 1), VOCAB_SIZE, 4, 0.6)
-    assert int(short[0]) == EOS and long.tolist() == [4, 5, 3, EOS]  # normalisation changes the winner
+    short, _ = exhaustive_search(step, torch.zeros(1, 1), VOCAB_SIZE, 5, 0.0)
+    long, _ = exhaustive_search(step, torch.zeros(1, 1), VOCAB_SIZE, 5, 0.6)
+    assert short.tolist()[:2] == [4, EOS] and long.tolist()[:4] == [3, 5, 6, EOS]
+    greedy, _ = beam_search(step, torch.zeros(1, 1), 1, 5, 0.0)
+    assert int(greedy[0, 0]) == 3  # greedy takes the likelier first token and misses b$
+    assert agrees(step, 0.0, 5, 4) and agrees(step, 0.6, 5, 4) and agrees(step, 0.6, 5, 2)
 
 
 def test_a_wide_beam_equals_exhaustive_search_on_random_scores():
@@ -145,14 +192,54 @@ def test_a_wide_beam_equals_exhaustive_search_on_random_scores():
         assert agrees(step, alpha, max_steps=3)
 
 
+def model_scorer(source_seed):
+    """A state-dependent scorer: a small untrained model whose EOS is made unlikely before step 3."""
+    torch.manual_seed(5)
+    model = AttentionSeq2Seq("additive", hidden_size=16, embedding_size=8).eval()
+    sources, lengths, _ = copy_pairs(1, torch.Generator().manual_seed(source_seed), 1, 3)
+    with torch.no_grad():
+        memory, state = model.encode(sources, lengths)
+
+    def step(previous, state):
+        logits, hidden, _ = model.decode_step(previous, state[:, :-1],
+                                              {k: m.expand(-1, len(previous), *m.shape[2:]) for k, m in memory.items()})
+        log_probs = torch.log_softmax(logits, dim=-1)
+        log_probs[:, EOS] -= 10.0 * (state[:, -1] < 2)
+        return log_probs, torch.cat([hidden, state[:, -1:] + 1], dim=1)
+
+    return step, torch.cat([state, torch.zeros(1, 1)], dim=1)
+
+
+def test_beams_find_exhaustive_search_s_long_best_with_a_state_dependent_scorer():
+    for source_seed in (8, 9, 10):
+        step, state = model_scorer(source_seed)
+        best, _ = exhaustive_search(step, state, VOCAB_SIZE, 3, 0.6)
+        assert int(best[-1]) != EOS  # the best output is three symbols long
+        assert agrees(step, 0.6, 3, state=state) and agrees(step, 0.6, 3, 4, state=state)
+
+
+def test_planted_bug_states_not_reordered_by_parent_fail_the_exhaustive_check(monkeypatch):
+    monkeypatch.setattr(attention, "reorder_states", lambda state, parent: state)
+    failed = []
+    for source_seed in (8, 9, 10):
+        step, state = model_scorer(source_seed)
+        failed.append(not agrees(step, 0.6, 3, 4, state=state))
+    assert any(failed)
+
+
+def test_planted_bug_pruning_by_raw_log_p_fails_the_narrow_beam_check(monkeypatch):
+    monkeypatch.setattr(attention, "hypothesis_ranking", lambda log_p, length, alpha: log_p)
+    assert not agrees(make_bigram(), 0.6, 5, 2)
+
+
 def test_planted_bug_finished_hypotheses_that_run_on_fail_the_exhaustive_check(monkeypatch):
     monkeypatch.setattr(attention, "keep_finished", lambda log_probs, finished: log_probs)
-    assert not agrees(make_bigram(), 0.0)
+    assert not agrees(make_bigram(), 0.0, 5, 4)
 
 
 def test_planted_bug_no_length_normalisation_fails_the_exhaustive_check(monkeypatch):
     monkeypatch.setattr(attention, "length_penalty", lambda length, alpha: torch.ones_like(length))
-    assert not agrees(make_bigram(), 0.6)
+    assert not agrees(make_bigram(), 0.6, 5, 4)
 
 
 def test_length_penalty_is_wu_et_al():
