@@ -33,9 +33,9 @@ torch.manual_seed(0)
 # %% [markdown]
 # ## Question 1: a softmax that ignores padding (4 points)
 #
-# Given scores `s` of shape `(T, B)`, the attention weights of example $b$ are
+# Given scores `e` of shape `(T, B)`, the attention weights of example $b$ are
 #
-# $$\alpha_{t,b} = \frac{\exp(s_{t,b})}{\sum_{t' : m_{t',b}} \exp(s_{t',b})} \text{ where } m_{t,b}
+# $$\alpha_{t,b} = \frac{\exp(e_{t,b})}{\sum_{t' : m_{t',b}} \exp(e_{t',b})} \text{ where } m_{t,b}
 # \text{ is True}, \qquad \alpha_{t,b} = 0 \text{ where it is False.}$$
 #
 # The weights of every example (a column) sum to 1 over time, padding gets exactly zero
@@ -70,7 +70,7 @@ check("masked_softmax")
 # $\sqrt{d}$ when `scaled` is true (the Transformer's form; Luong et al.'s "dot" score is
 # the unscaled one); the context is the weighted sum of the values:
 #
-# $$s_{t,b} = \frac{k_{t,b} \cdot q_b}{\sqrt{d}}, \qquad \alpha_{\cdot,b} = \operatorname{masked\_softmax}(s_{\cdot,b}),
+# $$e_{t,b} = \frac{k_{t,b} \cdot q_b}{\sqrt{d}}, \qquad \alpha_{\cdot,b} = \operatorname{masked\_softmax}(e_{\cdot,b}),
 # \qquad c_b = \sum_t \alpha_{t,b}\, v_{t,b}.$$
 #
 # Use your `masked_softmax`, and no loop over the batch or over time (`torch.einsum`,
@@ -102,27 +102,30 @@ check("dot_attention")
 # ## Question 3: the additive score (4 points)
 #
 # Bahdanau et al. score a position with a one-hidden-layer network of the query and the
-# key instead of a dot product, so query and key may have different sizes:
+# key instead of a dot product, so query and key may have different sizes. In chapter 16
+# the query is the decoder's state $s_{k-1}$ and the keys are the encoder's outputs $h_t$,
+# $e_{k,t} = v^\top \tanh(W_s s_{k-1} + U_h h_t)$; here, for one decoder step, with query
+# $q_b$ and keys $k_{t,b}$ of example $b$:
 #
-# $$s_{t,b} = w^\top \tanh\big(W_q\, q_b + W_k\, k_{t,b}\big),$$
+# $$e_{t,b} = v^\top \tanh\big(W_s\, q_b + U_h\, k_{t,b}\big),$$
 #
-# with `W_q` of shape `(A, d_q)`, `W_k` `(A, d_k)` and `w` `(A,)`, where `A` is the size
-# of the hidden layer. As in the chapters, a row is one example, so $W_q q_b$ for all
-# rows is `q @ W_q.T`. Compute $W_q q_b$ once per example, not once per position (the
+# with `W_s` of shape `(A, d_q)`, `U_h` `(A, d_k)` and `v` `(A,)`, where `A` is the size
+# of the hidden layer. As in the chapters, a row is one example, so $W_s q_b$ for all
+# rows is `q @ W_s.T`. Compute $W_s q_b$ once per example, not once per position (the
 # loop over time is where the cost of a decoder is; chapter 16 goes further and projects
 # the keys once per source sentence). Return the scores `(T, B)`; the weights then come
 # from `masked_softmax`.
 
 # %% [answer] additive_score
-def additive_score(q, K, W_q, W_k, w):
+def additive_score(q, K, W_s, U_h, v):
     """Additive (Bahdanau) attention scores.
 
-    q: (B, d_q); K: (T, B, d_k); W_q: (A, d_q); W_k: (A, d_k); w: (A,).
-    Returns scores (T, B): w . tanh(W_q q_b + W_k k_tb) for every position t and example b.
+    q: (B, d_q); K: (T, B, d_k); W_s: (A, d_q); U_h: (A, d_k); v: (A,).
+    Returns scores (T, B): v . tanh(W_s q_b + U_h k_tb) for every position t and example b.
     """
-    # TODO: project q (B, A) and K (T, B, A), add them with broadcasting, tanh, then dot with w
+    # TODO: project q (B, A) and K (T, B, A), add them with broadcasting, tanh, then dot with v
     ### BEGIN SOLUTION
-    return torch.tanh(q @ W_q.T + K @ W_k.T) @ w
+    return torch.tanh(q @ W_s.T + K @ U_h.T) @ v
     ### END SOLUTION
 
 # %% [code]
@@ -295,50 +298,50 @@ def additive_parameters(seed=33, dq=D, dk=D + 1):
             torch.randn(A, generator=generator, dtype=torch.float64))
 
 
-def additive_reference(q, K, W_q, W_k, w):
+def additive_reference(q, K, W_s, U_h, v):
     scores = torch.empty(T, B, dtype=torch.float64)
     for t in range(T):
         for b in range(B):
-            scores[t, b] = w @ torch.tanh(W_q @ q[b] + W_k @ K[t, b])
+            scores[t, b] = v @ torch.tanh(W_s @ q[b] + U_h @ K[t, b])
     return scores
 
 
-def additive_mistakes(q, K, W_q, W_k, w):
-    inner = q @ W_q.T + K @ W_k.T
+def additive_mistakes(q, K, W_s, U_h, v):
+    inner = q @ W_s.T + K @ U_h.T
     return {
-        "the tanh is missing: s = w . tanh(W_q q + W_k k)": inner @ w,
-        "w is applied before the tanh: s = w . tanh(...), the tanh first": torch.tanh(inner @ w),
-        "the query's term is missing: add W_q q to every position's W_k k": torch.tanh(K @ W_k.T) @ w,
-        "the scores were summed over the hidden layer without w: take the dot product with w":
+        "the tanh is missing: e = v . tanh(W_s q + U_h k)": inner @ v,
+        "v is applied before the tanh: e = v . tanh(...), the tanh first": torch.tanh(inner @ v),
+        "the query's term is missing: add W_s q to every position's U_h k": torch.tanh(K @ U_h.T) @ v,
+        "the scores were summed over the hidden layer without v: take the dot product with v":
             torch.tanh(inner).sum(dim=-1),
     }
 
 
 @check_of("additive_score", 1, "returns (T, B) scores, with query and key of different sizes")
 def _(ns):
-    q, K, W_q, W_k, w = additive_parameters()
-    expect_tensor(call(ns, "additive_score", q, K, W_q, W_k, w), (T, B),
+    q, K, W_s, U_h, v = additive_parameters()
+    expect_tensor(call(ns, "additive_score", q, K, W_s, U_h, v), (T, B),
                   "additive_score(q (B, d_q), K (T, B, d_k), ...)")
 
 
-@check_of("additive_score", 2, "equals w . tanh(W_q q + W_k k) at every position")
+@check_of("additive_score", 2, "equals v . tanh(W_s q + U_h k) at every position")
 def _(ns):
-    q, K, W_q, W_k, w = additive_parameters()
-    got = call(ns, "additive_score", q, K, W_q, W_k, w)
+    q, K, W_s, U_h, v = additive_parameters()
+    got = call(ns, "additive_score", q, K, W_s, U_h, v)
     expect_tensor(got, (T, B), "additive_score's result")
-    diagnose(got, additive_reference(q, K, W_q, W_k, w), additive_mistakes(q, K, W_q, W_k, w),
-             "the scores differ from w . tanh(W_q q_b + W_k k_tb)")
+    diagnose(got, additive_reference(q, K, W_s, U_h, v), additive_mistakes(q, K, W_s, U_h, v),
+             "the scores differ from v . tanh(W_s q_b + U_h k_tb)")
 
 
 @check_of("additive_score", 1, "treats every example on its own")
 def _(ns):
-    q, K, W_q, W_k, w = additive_parameters(34)
-    together = call(ns, "additive_score", q, K, W_q, W_k, w)
-    alone = torch.cat([call(ns, "additive_score", q[b:b + 1], K[:, b:b + 1], W_q, W_k, w) for b in range(B)], dim=1)
+    q, K, W_s, U_h, v = additive_parameters(34)
+    together = call(ns, "additive_score", q, K, W_s, U_h, v)
+    alone = torch.cat([call(ns, "additive_score", q[b:b + 1], K[:, b:b + 1], W_s, U_h, v) for b in range(B)], dim=1)
     expect_tensor(together, (T, B), "additive_score's result")
     if largest_difference(together, alone) > 1e-12:
         raise CheckFailed("the scores of example b depend on other examples: add q_b's projection (row b of "
-                          "q @ W_q.T) only to the keys of the same example, K[:, b] (broadcasting does it)")
+                          "q @ W_s.T) only to the keys of the same example, K[:, b] (broadcasting does it)")
 
 # %% [mistakes]
 MISTAKES = [
@@ -357,8 +360,8 @@ MISTAKES = [
      "replace": ("scores = scores / math.sqrt(q.shape[-1])", "scores = scores"),
      "check": "equals F.scaled_dot_product_attention, padding masked", "says": "not divided by sqrt(d)"},
     {"name": "the tanh of the additive score forgotten", "question": "additive_score",
-     "replace": ("return torch.tanh(q @ W_q.T + K @ W_k.T) @ w", "return (q @ W_q.T + K @ W_k.T) @ w"),
-     "check": "equals w . tanh(W_q q + W_k k) at every position", "says": "the tanh is missing"},
+     "replace": ("return torch.tanh(q @ W_s.T + K @ U_h.T) @ v", "return (q @ W_s.T + K @ U_h.T) @ v"),
+     "check": "equals v . tanh(W_s q + U_h k) at every position", "says": "the tanh is missing"},
     {"name": "PyTorch's attention called instead of the formula", "question": "dot_attention",
      "replace": ('    scores = torch.einsum("tbd,bd->tb", K, q)\n',
                  '    import torch.nn.functional as F\n'
