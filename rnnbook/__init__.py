@@ -14,4 +14,4 @@ Two kinds of module live here:
 from rnnbook.runtime import get_device, seed_everything, setup_notebook
 
 __all__ = ["get_device", "seed_everything", "setup_notebook"]
-__version__ = "1.0.0"
+__version__ = "1.1.0"
