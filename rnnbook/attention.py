@@ -322,11 +322,17 @@ def beam_search(step, state: torch.Tensor, beam_size: int, max_steps: int, alpha
     return torch.cat([chosen, padding], dim=1).T, score[rows[:, 0], choice]
 
 
+def expand_memory(memory: dict, beam_size: int) -> dict:
+    """Each source's memory once per hypothesis, source by source: column ``b * K + j`` of
+    every tensor ``(T, B * K, ...)`` is source ``b``, matching ``beam_search``'s rows."""
+    return {name: tensor.repeat_interleave(beam_size, dim=1) for name, tensor in memory.items()}
+
+
 def beam_decode(model: AttentionSeq2Seq, sources: torch.Tensor, lengths, beam_size: int, max_steps: int,
                 alpha: float = 0.6):
     """Beam search with ``model``: the memory of every source is repeated once per hypothesis."""
     memory, state = model.encode(sources, lengths)
-    memory = {name: tensor.repeat_interleave(beam_size, dim=1) for name, tensor in memory.items()}  # (T, B * K, ...)
+    memory = expand_memory(memory, beam_size)  # (T, B * K, ...)
 
     def step(previous, state):
         logits, state, _ = model.decode_step(previous, state, memory)

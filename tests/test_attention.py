@@ -155,11 +155,12 @@ def test_training_lowers_the_loss():
 
 def make_bigram():
     """Hand-set scores: ``a`` (0.66) is a likelier first token than ``b`` (0.23), but ``b$`` is the
-    most probable output; with length normalisation at alpha = 0.6 the longer ``acd$`` wins."""
+    most probable output; with length normalisation at alpha = 0.6 the longer ``acd$`` wins. Every row
+    that greedy decoding reads has one clear favourite, so greedy's ``acde$`` depends on no tie."""
     a, b, c, d, e = (3 + i for i in range(5))
     bigram = torch.full((VOCAB_SIZE, VOCAB_SIZE), 1 / VOCAB_SIZE)
     for previous, nexts in ((START, {a: 0.66, b: 0.23}), (a, {c: 0.99}), (c, {d: 0.99}), (d, {e: 0.33, EOS: 0.31}),
-                            (b, {EOS: 0.99})):
+                            (e, {EOS: 0.8}), (b, {EOS: 0.99})):
         bigram[previous] = (1 - sum(nexts.values())) / (VOCAB_SIZE - len(nexts))
         for token, p in nexts.items():
             bigram[previous, token] = p
@@ -180,7 +181,7 @@ def test_narrow_beams_find_exhaustive_search_s_best_on_hand_set_scores():
     long, _ = exhaustive_search(step, torch.zeros(1, 1), VOCAB_SIZE, 5, 0.6)
     assert short.tolist()[:2] == [4, EOS] and long.tolist()[:4] == [3, 5, 6, EOS]
     greedy, _ = beam_search(step, torch.zeros(1, 1), 1, 5, 0.0)
-    assert int(greedy[0, 0]) == 3  # greedy takes the likelier first token and misses b$
+    assert greedy[:, 0].tolist() == [3, 5, 6, 7, EOS]  # greedy takes the likelier first token, writes acde$
     assert agrees(step, 0.0, 5, 4) and agrees(step, 0.6, 5, 4) and agrees(step, 0.6, 5, 2)
 
 
@@ -255,6 +256,33 @@ def test_a_beam_of_one_is_greedy_decoding():
     greedy, _ = model.greedy_decode(sources, lengths, 9)
     greedy = torch.where(torch.cumsum(greedy == EOS, dim=0) > 0, EOS, greedy)
     assert torch.equal(beam, greedy)
+
+
+def batch_equals_alone(beam_size=4, steps=9):
+    """Beam search over eight sources at once against each source searched alone."""
+    torch.manual_seed(11)
+    model = AttentionSeq2Seq("additive", hidden_size=16, embedding_size=8).eval()
+    sources, lengths, _ = copy_pairs(8, torch.Generator().manual_seed(12), 1, 8)
+    together, _ = beam_decode(model, sources, lengths, beam_size, steps)
+    return [torch.equal(together[:, b], beam_decode(model, sources[:int(lengths[b]), b:b + 1], lengths[b:b + 1],
+                                                    beam_size, steps)[0][:, 0]) for b in range(8)]
+
+
+def test_a_batched_beam_equals_each_source_searched_alone():
+    assert all(batch_equals_alone())
+
+
+def test_planted_bug_memory_repeated_as_a_block_fails_the_batch_check(monkeypatch):
+    monkeypatch.setattr(attention, "expand_memory", lambda memory, beam_size: {
+        name: tensor.repeat(1, beam_size, *[1] * (tensor.ndim - 2)) for name, tensor in memory.items()})
+    assert not all(batch_equals_alone())
+
+
+def test_planted_bug_sources_reversed_in_reorder_states_fails_the_batch_check(monkeypatch):
+    correct = attention.reorder_states
+    monkeypatch.setattr(attention, "reorder_states", lambda state, parent: correct(
+        state.view(*parent.shape, -1).flip(0).reshape(state.shape), parent))
+    assert not all(batch_equals_alone())
 
 
 def test_beam_search_rejects_bad_sizes():
