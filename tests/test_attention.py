@@ -26,12 +26,18 @@ def ignore_the_mask(scores, mask, dim=0):
     return torch.softmax(scores, dim=dim)  # planted bug: the mask ignored
 
 
-def sdpa_matches_pytorch():
+def sdpa_inputs():
+    """Queries (2, 3, 5, 8), keys (2, 3, 7, 8), values (2, 3, 7, 4) in float64, and a mask whose
+    second batch keeps 4 of the 7 keys."""
     generator = torch.Generator().manual_seed(0)
     q = torch.randn(2, 3, 5, 8, generator=generator, dtype=torch.float64)
     k = torch.randn(2, 3, 7, 8, generator=generator, dtype=torch.float64)
     v = torch.randn(2, 3, 7, 4, generator=generator, dtype=torch.float64)
-    real = torch.arange(7) < torch.tensor([7, 4])[:, None, None, None]
+    return q, k, v, torch.arange(7) < torch.tensor([7, 4])[:, None, None, None]
+
+
+def sdpa_matches_pytorch():
+    q, k, v, real = sdpa_inputs()
     ours, weights = scaled_dot_product_attention(q, k, v, real)
     unmasked, _ = scaled_dot_product_attention(q, k, v)
     return (bool((ours - F.scaled_dot_product_attention(q, k, v, attn_mask=real)).abs().max() < 1e-12)
@@ -58,11 +64,7 @@ def test_masked_softmax_rejects_bad_masks(bad_mask):
 
 
 def test_scaled_dot_product_attention_equals_pytorch_in_float64():
-    generator = torch.Generator().manual_seed(0)
-    q = torch.randn(2, 3, 5, 8, generator=generator, dtype=torch.float64)
-    k = torch.randn(2, 3, 7, 8, generator=generator, dtype=torch.float64)
-    v = torch.randn(2, 3, 7, 4, generator=generator, dtype=torch.float64)
-    real = torch.arange(7) < torch.tensor([7, 4])[:, None, None, None]
+    q, k, v, real = sdpa_inputs()
     ours, weights = scaled_dot_product_attention(q, k, v, real)
     torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=real), rtol=0, atol=1e-12)
     assert torch.all(weights.masked_select(~real.expand_as(weights)) == 0)
