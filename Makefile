@@ -92,7 +92,7 @@ browser:
 	  else echo "no Chromium: tests/test_browser.py will be skipped (install the chromium package)"; fi
 
 test: book data browser slides
-	env $(CPU_ENV) $(PY) -m pytest tests notebooks $(NBVAL) -n $(JOBS) --dist loadfile -q --durations=10
+	env $(CPU_ENV) $(PY) -m pytest tests notebooks $(NBVAL) -n $(JOBS) --dist loadfile --no-loadscope-reorder -q --durations=10
 
 execute: $(STAMP) data
 	$(PY) tools/execute_notebooks.py --jobs $(JOBS)

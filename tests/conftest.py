@@ -1,5 +1,6 @@
-"""Shared fixtures and paths for the test suite."""
+"""Shared fixtures and paths for the test suite, and the order in which it runs."""
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -9,6 +10,28 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = ROOT / "notebooks"
+RUN_TIMES = ROOT / "book" / "_run_times.json"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest notebooks first, then the unit tests.
+
+    `make test` hands whole files to two workers (`--dist loadfile
+    --no-loadscope-reorder`, which keeps this order). A long notebook taken last would
+    run alone while the other worker idles; taking the longest first (by the run times
+    recorded in book/_run_times.json, a notebook without one counting as the longest)
+    lets the short ones and the unit tests fill the gaps at the end. Cells keep their
+    order within a notebook (the sort is stable).
+    """
+    recorded = json.loads(RUN_TIMES.read_text())["notebooks"] if RUN_TIMES.is_file() else {}
+
+    def rank(item):
+        path = Path(str(item.path))
+        if path.suffix != ".ipynb":
+            return (1, 0.0)
+        return (0, -recorded.get(path.stem, {}).get("seconds", float("inf")))
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -1,4 +1,4 @@
-"""rnnbook.race (exported from chapter 16): regularised character LSTM, scorers, mixtures."""
+"""rnnbook.race (exported from chapter 18): regularised character LSTM, scorers, mixtures."""
 
 import math
 
