@@ -228,9 +228,7 @@ class DateTranslator(nn.Module):
         """``sources`` ``(T, B)``, ``lengths`` ``(B,)`` -> the final ``(h, c)``, each ``(B, H)``."""
         if sources.ndim != 2 or sources.dtype != torch.long:
             raise ValueError(f"expected int64 source indices (T, B), got {sources.dtype} {tuple(sources.shape)}")
-        lengths = check_lengths(lengths, sources.shape[0])
-        if len(lengths) != sources.shape[1]:
-            raise ValueError(f"{len(lengths)} lengths for a batch of {sources.shape[1]} sources")
+        lengths = check_lengths(lengths, sources.shape[0], sources.shape[1])
         packed = pack_padded_sequence(self.source_embedding(sources), lengths, enforce_sorted=False)
         _, (h_n, c_n) = self.encoder(packed)
         return h_n[-1], c_n[-1]

@@ -140,9 +140,7 @@ class AttentionSeq2Seq(nn.Module):
         ``(T, B, H)``, ``"keys"`` and the ``"mask"`` ``(T, B)``) and the final state ``(B, H)``."""
         if sources.ndim != 2 or sources.dtype != torch.long:
             raise ValueError(f"expected int64 source indices (T, B), got {sources.dtype} {tuple(sources.shape)}")
-        lengths = check_lengths(lengths, sources.shape[0])
-        if len(lengths) != sources.shape[1]:
-            raise ValueError(f"{len(lengths)} lengths for a batch of {sources.shape[1]} sources")
+        lengths = check_lengths(lengths, sources.shape[0], sources.shape[1])
         packed = pack_padded_sequence(self.embedding(sources), lengths, enforce_sorted=False)
         outputs, h_n = self.encoder(packed)
         values, _ = pad_packed_sequence(outputs, total_length=sources.shape[0])  # (T, B, H), zeros in the padding

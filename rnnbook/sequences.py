@@ -16,11 +16,12 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 from rnnbook.training import clipped_update
 
 
-def check_lengths(lengths, max_length: int | None = None) -> torch.Tensor:
+def check_lengths(lengths, max_length: int | None = None, batch_size: int | None = None) -> torch.Tensor:
     """``lengths`` as a 1-D int64 CPU tensor, after checking that it describes real sequences.
 
     Every length must be at least 1 and, when ``max_length`` is given, at most
-    ``max_length`` (the number of steps of the padded batch it describes).
+    ``max_length`` (the number of steps of the padded batch it describes); when
+    ``batch_size`` is given, there must be one length per sequence of the batch.
     ``pack_padded_sequence`` wants exactly this: int64 lengths on the CPU.
     """
     lengths = torch.as_tensor(lengths)
@@ -32,6 +33,8 @@ def check_lengths(lengths, max_length: int | None = None) -> torch.Tensor:
         raise ValueError(f"every sequence needs at least one step, got lengths {lengths.tolist()}")
     if max_length is not None and int(lengths.max()) > max_length:
         raise ValueError(f"a length of {int(lengths.max())} does not fit a padded batch of {max_length} steps")
+    if batch_size is not None and len(lengths) != batch_size:
+        raise ValueError(f"{len(lengths)} lengths for a batch of {batch_size} sequences")
     return lengths
 
 
@@ -112,9 +115,7 @@ def last_step(outputs: torch.Tensor, lengths) -> torch.Tensor:
     """
     if outputs.ndim != 3:
         raise ValueError(f"expected time-major outputs (T, B, F), got shape {tuple(outputs.shape)}")
-    lengths = check_lengths(lengths, outputs.shape[0])
-    if len(lengths) != outputs.shape[1]:
-        raise ValueError(f"{len(lengths)} lengths for a batch of {outputs.shape[1]} sequences")
+    lengths = check_lengths(lengths, outputs.shape[0], outputs.shape[1])
     index = (lengths - 1).to(outputs.device)
     return outputs[index, torch.arange(outputs.shape[1], device=outputs.device)]
 
@@ -318,9 +319,7 @@ class SequenceClassifier(nn.Module):
         if padded.ndim != 3 or padded.shape[2] != self.recurrent.input_size:
             raise ValueError(f"expected a padded batch (T, B, {self.recurrent.input_size}), "
                              f"got shape {tuple(padded.shape)}")
-        lengths = check_lengths(lengths, padded.shape[0])
-        if len(lengths) != padded.shape[1]:
-            raise ValueError(f"{len(lengths)} lengths for a batch of {padded.shape[1]} sequences")
+        lengths = check_lengths(lengths, padded.shape[0], padded.shape[1])
         _, state = self.recurrent(pack_padded_sequence(padded, lengths, enforce_sorted=False))
         h_n = state[0] if isinstance(state, tuple) else state  # nn.LSTM returns (h_n, c_n)
         return self.head(final_state(h_n, self.recurrent.bidirectional))

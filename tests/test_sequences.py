@@ -51,6 +51,12 @@ def test_check_lengths_rejects_a_length_longer_than_the_batch():
         check_lengths([6, 2], max_length=5)
 
 
+def test_check_lengths_wants_one_length_per_sequence_when_told_the_batch_size():
+    assert check_lengths([3, 1], max_length=5, batch_size=2).tolist() == [3, 1]
+    with pytest.raises(ValueError, match="3 lengths for a batch of 2 sequences"):
+        check_lengths([3, 1, 2], max_length=5, batch_size=2)
+
+
 def test_pad_batch_shapes_values_and_lengths():
     sequences = random_sequences([4, 1, 3])
     padded, lengths = pad_batch(sequences, padding_value=-7.0)
