@@ -98,9 +98,7 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, lengths) -
         raise ValueError(f"expected logits (T, B, C) and targets (T, B), got {tuple(logits.shape)} "
                          f"and {tuple(targets.shape)}")
     steps, batch, classes = logits.shape
-    mask = length_mask(lengths, steps).to(logits.device)
-    if mask.shape[1] != batch:
-        raise ValueError(f"{mask.shape[1]} lengths for a batch of {batch} sequences")
+    mask = length_mask(check_lengths(lengths, steps, batch), steps).to(logits.device)
     safe_targets = torch.where(mask, targets, torch.zeros_like(targets))  # any valid class in the padding
     per_step = F.cross_entropy(logits.reshape(-1, classes), safe_targets.reshape(-1), reduction="none")
     return masked_mean(per_step.view(steps, batch), mask)

@@ -148,6 +148,15 @@ def test_training_batches_are_the_stream_train_copier_sees():
         assert int(lengths.max()) - int(lengths.min()) <= 5 and 1 <= int(lengths.min()) and int(lengths.max()) <= 20
 
 
+def test_encoder_rejects_bad_sources_and_lengths():
+    model = AttentionSeq2Seq("dot", hidden_size=4, embedding_size=3)
+    sources, lengths, _ = copy_pairs(2, torch.Generator().manual_seed(0), 1, 5)
+    with pytest.raises(ValueError, match=r"int64 source indices \(T, B\)"):
+        model.encode(sources.float(), lengths)
+    with pytest.raises(ValueError, match="1 lengths for a batch of 2"):
+        model.encode(sources, lengths[:1])
+
+
 def test_training_lowers_the_loss():
     torch.manual_seed(0)
     model = AttentionSeq2Seq("dot", hidden_size=16, embedding_size=8)
