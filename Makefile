@@ -45,7 +45,8 @@ help:
 	@echo "make compare  execute under the foreign CPU configuration and report what moved (writes only the run times, book/_run_times.json and run_times.md; CPU_CONFIG=all: every one)"
 	@echo "make export   regenerate rnnbook/ modules from the cells marked for export"
 	@echo "make lab      open JupyterLab on the notebooks"
-	@echo "make labs     lab notebooks to fill in, graded by their checks, in _build/labs (python3 alone); make labs-check proves the checks"
+	@echo "make labs     lab notebooks to fill in, with Otter-Grader's test files, in _build/labs (python3 alone)"
+	@echo "make labs-autograder  Otter's autograder zips for the labs; make labs-check proves the checks"
 	@echo "make slides   lecture slides, one reveal.js deck per week of book/course.md, in _build/slides (work offline)"
 	@echo "make student  student copies in _build/student: no solutions, plain Markdown for Jupyter and Colab (python3 alone)"
 	@echo "make env-cpu  the environment with PyTorch's CPU-only build (Linux laptops: no CUDA libraries)"
@@ -122,12 +123,17 @@ student:
 	rm -rf _build/student
 	$(PYTHON) tools/student_notebooks.py _build/student
 
-# Labs (labs/README.md): student copies with stubs in _build/labs, reference copies in
-# _build/labs/solutions; standard library only. labs-check: every lab's reference scores
-# full marks, its stub zero, and each planted mistake fails the check meant to catch it.
-.PHONY: labs labs-check
+# Labs (labs/README.md), graded by Otter-Grader. labs: per lab, the student's folder in
+# _build/labs/LAB (notebook with stubs, tests/ with Otter's test files) and the reference copy
+# in _build/labs/solutions; standard library only. labs-autograder: Otter's autograder zips
+# (otter generate) in _build/labs/autograder. labs-check: every lab's reference scores full
+# marks, its stub zero, and each planted mistake fails the check meant to catch it.
+.PHONY: labs labs-autograder labs-check
 labs:
 	$(PYTHON) tools/labs.py build _build/labs
+
+labs-autograder: $(STAMP)
+	$(PY) tools/labs.py autograder _build/labs
 
 labs-check: $(STAMP)
 	$(PY) tools/labs.py selftest

@@ -1,13 +1,15 @@
-# The labs' grader: checks with points, run from the notebook or the command line.
+# What the labs' checks share: points, the refusal of shortcuts, and messages for the student.
 #
-# This file is copied, with the lab's own checks after it, into the first code cell of
-# every lab notebook (`make labs`), so a lab needs nothing but PyTorch: it runs offline
-# on a laptop and on Colab without installing anything. `python tools/labs.py grade`
-# runs the same code on a saved notebook.
+# `tools/labs.py` puts this file, with a lab's own checks after it, into each of the
+# lab's Otter-Grader test files (one per question; each check becomes a test case worth
+# its points). Otter runs them from the notebook (`grader.check("NAME")`) and when the
+# teacher grades (`otter run`, `otter grade`, `tools/labs.py grade`).
 #
 # A lab registers its checks with `@check_of(question, points, title)`. A check receives
 # the namespace holding the student's code and raises `CheckFailed` (or any exception)
-# with a message that says what is wrong; returning normally passes it.
+# with a message that says what is wrong; returning normally passes it. `_verdict` turns
+# what a check raised into that message: the TODO of a stub, the check's own words, or
+# the student's exception with the line that raised it.
 import os as _os
 import sys as _sys
 import traceback as _traceback
@@ -85,11 +87,6 @@ def check_of(question, points, title):
     return register
 
 
-def questions():
-    """The questions of this lab, in order, with their total points."""
-    return {question: sum(points for _, points, _ in checks) for question, checks in _CHECKS.items()}
-
-
 def _verdict(function, namespace):
     """Run one check: (passed, message)."""
     try:
@@ -106,48 +103,6 @@ def _verdict(function, namespace):
         message = f"{type(error).__name__}: {error}"
         return False, message + (f" (raised at {where})" if where else "")
     return True, ""
-
-
-def run_checks(question, namespace=None):
-    """Run the checks of ``question`` against ``namespace`` (this cell's globals by default).
-
-    Returns a list of ``(title, points, earned, message)``.
-    """
-    if question not in _CHECKS:
-        raise KeyError(f"no question {question!r}; this lab has {', '.join(_CHECKS)}")
-    namespace = globals() if namespace is None else namespace
-    results = []
-    for title, points, function in _CHECKS[question]:
-        passed, message = _verdict(function, namespace)
-        results.append((title, points, points if passed else 0, message))
-    return results
-
-
-def check(question, namespace=None):
-    """Run and print the checks of one question; returns (earned, possible)."""
-    results = run_checks(question, namespace)
-    earned, possible = sum(r[2] for r in results), sum(r[1] for r in results)
-    print(f"{question}: {earned}/{possible} points")
-    for title, points, got, message in results:
-        print(f"  {'PASS' if got else 'FAIL'} [{points}] {title}" + ("" if got else f"\n         {message}"))
-    return earned, possible
-
-
-def grade(namespace=None, quiet=False):
-    """Run every check of the lab and print a score table; returns {question: (earned, possible)}."""
-    scores, details = {}, {}
-    for question in _CHECKS:
-        details[question] = run_checks(question, namespace)
-        scores[question] = (sum(r[2] for r in details[question]), sum(r[1] for r in details[question]))
-    if not quiet:
-        width = max(len(q) for q in scores) + 2
-        print(f"{'question':<{width}} points")
-        for question, (earned, possible) in scores.items():
-            failed = [title for title, _, got, _ in details[question] if not got]
-            print(f"{question:<{width}} {earned:>2}/{possible:<2}" + (f"  failed: {'; '.join(failed)}" if failed else ""))
-        total = sum(e for e, _ in scores.values()), sum(p for _, p in scores.values())
-        print(f"{'total':<{width}} {total[0]:>2}/{total[1]:<2}")
-    return scores
 
 
 # Helpers the checks share.

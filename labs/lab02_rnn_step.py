@@ -6,13 +6,6 @@
 # it over a sequence. The grader compares your code with PyTorch's `nn.RNN`, whose
 # weights it copies into yours, so "right" means "the same numbers as PyTorch".
 #
-# **How to work.** Run the grader cell first (it is folded; it defines `check` and
-# `grade`). Then, for each question, replace the `raise NotImplementedError(...)` line
-# in the answer cell with your code, run the cell, and run the `check(...)` cell below
-# it: every check says PASS, or FAIL with what to look at. `grade()` at the end prints
-# your score. Write your code inside the answer cells only: that is all the teacher's
-# grader reads. The checks use tiny sizes and run in about a second on any laptop.
-#
 # Shapes follow the book: inputs are time-major, `(T, B, I)`; a batch of states is
 # `(B, H)`; a row is one example, so $W x$ for a column vector is `x @ W.T` here.
 
@@ -46,7 +39,7 @@ def rnn_step(x, h, W_ih, W_hh, b_ih, b_hh):
     ### END SOLUTION
 
 # %% [code]
-check("rnn_step")
+grader.check("rnn_step")
 
 # %% [markdown]
 # ## Question 2: the loop over time (5 points)
@@ -84,7 +77,7 @@ def rnn_forward(xs, h0, W_ih, W_hh, b_ih, b_hh):
     ### END SOLUTION
 
 # %% [code]
-check("rnn_forward")
+grader.check("rnn_forward")
 
 # %% [markdown]
 # ## Your score
@@ -92,7 +85,7 @@ check("rnn_forward")
 # Run this before you hand the notebook in; the teacher's grader runs the same checks.
 
 # %% [code]
-grade()
+grader.check_all()
 
 # %% [checks]
 T, B, I, H = 5, 3, 4, 2  # I != H, so a transposed weight cannot slip through

@@ -6,12 +6,6 @@
 # your gradients with PyTorch's autograd in float64, and runs
 # `torch.autograd.gradcheck`, which compares them with central differences.
 #
-# **How to work.** Run the grader cell first (it is folded; it defines `check` and
-# `grade`) and the cell of given code after it. For each question, replace the
-# `raise NotImplementedError(...)` line in the answer cell with your code, run the cell,
-# then run the `check(...)` cell below it: each check says PASS, or FAIL with what to
-# look at. `grade()` at the end prints your score. Only the answer cells are graded.
-#
 # Notation: $a_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}$ and $h_t = \tanh(a_t)$.
 # A gradient is named after what it is the gradient *of the loss with respect to*:
 # `dh` is $\partial L/\partial h_t$, `dW_hh` is $\partial L/\partial W_{hh}$, and so on.
@@ -67,7 +61,7 @@ def rnn_step_backward(dh, cache):
     ### END SOLUTION
 
 # %% [code]
-check("rnn_step_backward")
+grader.check("rnn_step_backward")
 
 # %% [markdown]
 # ## Question 2: through time (6 points)
@@ -105,7 +99,7 @@ def rnn_backward(dhs, caches):
     ### END SOLUTION
 
 # %% [code]
-check("rnn_backward")
+grader.check("rnn_backward")
 
 # %% [markdown]
 # ## Your score
@@ -113,7 +107,7 @@ check("rnn_backward")
 # Run this before you hand the notebook in; the teacher's grader runs the same checks.
 
 # %% [code]
-grade()
+grader.check_all()
 
 # %% [checks]
 T, B, I, H = 4, 3, 5, 2

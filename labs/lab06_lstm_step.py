@@ -7,12 +7,6 @@
 # at every step; it also compares the gradients that flow through your code with
 # `nn.LSTM`'s.
 #
-# **How to work.** Run the grader cell first (it is folded; it defines `check` and
-# `grade`). For each question, replace the `raise NotImplementedError(...)` line in the
-# answer cell with your code, run the cell, then run the `check(...)` cell below it:
-# each check says PASS, or FAIL with what to look at. `grade()` at the end prints your
-# score. Only the answer cells are graded.
-#
 # The four gates are computed by one product: `W_ih` `(4H, I)` and `W_hh` `(4H, H)` stack
 # their rows in `nn.LSTM`'s order: input $i$, forget $f$, candidate $g$, output $o$.
 
@@ -50,7 +44,7 @@ def lstm_step(x, state, W_ih, W_hh, b_ih, b_hh):
     ### END SOLUTION
 
 # %% [code]
-check("lstm_step")
+grader.check("lstm_step")
 
 # %% [markdown]
 # ## Question 2: the loop over time (4 points)
@@ -84,7 +78,7 @@ def lstm_forward(xs, state, W_ih, W_hh, b_ih, b_hh):
     ### END SOLUTION
 
 # %% [code]
-check("lstm_forward")
+grader.check("lstm_forward")
 
 # %% [markdown]
 # ## Your score
@@ -92,7 +86,7 @@ check("lstm_forward")
 # Run this before you hand the notebook in; the teacher's grader runs the same checks.
 
 # %% [code]
-grade()
+grader.check_all()
 
 # %% [checks]
 T, B, I, H = 5, 3, 4, 2

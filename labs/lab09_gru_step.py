@@ -6,12 +6,6 @@
 # `nn.GRU`'s weights into your functions and compares the states, and checks with
 # `torch.autograd.gradcheck` that gradients flow through your step.
 #
-# **How to work.** Run the grader cell first (it is folded; it defines `check` and
-# `grade`). For each question, replace the `raise NotImplementedError(...)` line in the
-# answer cell with your code, run the cell, then run the `check(...)` cell below it:
-# each check says PASS, or FAIL with what to look at. `grade()` at the end prints your
-# score. Only the answer cells are graded.
-#
 # `W_ih` `(3H, I)` and `W_hh` `(3H, H)` stack their rows in `nn.GRU`'s order: reset $r$,
 # update $z$, candidate $n$; so do the biases `(3H,)`.
 
@@ -50,7 +44,7 @@ def gru_step(x, h, W_ih, W_hh, b_ih, b_hh):
     ### END SOLUTION
 
 # %% [code]
-check("gru_step")
+grader.check("gru_step")
 
 # %% [markdown]
 # ## Question 2: the loop over time (4 points)
@@ -79,7 +73,7 @@ def gru_forward(xs, h0, W_ih, W_hh, b_ih, b_hh):
     ### END SOLUTION
 
 # %% [code]
-check("gru_forward")
+grader.check("gru_forward")
 
 # %% [markdown]
 # ## Your score
@@ -87,7 +81,7 @@ check("gru_forward")
 # Run this before you hand the notebook in; the teacher's grader runs the same checks.
 
 # %% [code]
-grade()
+grader.check_all()
 
 # %% [checks]
 T, B, I, H = 5, 3, 4, 2

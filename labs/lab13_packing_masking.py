@@ -8,12 +8,7 @@
 # built by hand, and each sequence's last real output. The grader compares them with
 # `torch.nn.utils.rnn` and with per-sequence computations, and fills the padding with
 # junk to see whether it leaks into your results.
-#
-# **How to work.** Run the grader cell first (it is folded; it defines `check` and
-# `grade`). For each question, replace the `raise NotImplementedError(...)` line in the
-# answer cell with your code, run the cell, then run the `check(...)` cell below it:
-# each check says PASS, or FAIL with what to look at. `grade()` at the end prints your
-# score. Only the answer cells are graded.
+
 
 # %% [given]
 import torch
@@ -55,7 +50,7 @@ def length_mask(lengths, max_length=None):
     ### END SOLUTION
 
 # %% [code]
-check("length_mask")
+grader.check("length_mask")
 
 # %% [markdown]
 # ## Question 2: a loss that ignores the padding (4 points)
@@ -81,7 +76,7 @@ def masked_cross_entropy(logits, targets, lengths):
     ### END SOLUTION
 
 # %% [code]
-check("masked_cross_entropy")
+grader.check("masked_cross_entropy")
 
 # %% [markdown]
 # ## Question 3: packing by hand (5 points)
@@ -112,7 +107,7 @@ def pack(padded, lengths):
     ### END SOLUTION
 
 # %% [code]
-check("pack")
+grader.check("pack")
 
 # %% [markdown]
 # ## Question 4: each sequence's last real output (3 points)
@@ -138,7 +133,7 @@ def last_step(outputs, lengths):
     ### END SOLUTION
 
 # %% [code]
-check("last_step")
+grader.check("last_step")
 
 # %% [markdown]
 # ## Your score
@@ -146,7 +141,7 @@ check("last_step")
 # Run this before you hand the notebook in; the teacher's grader runs the same checks.
 
 # %% [code]
-grade()
+grader.check_all()
 
 # %% [checks]
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence as _pack_padded, pad_sequence as _pad

@@ -8,13 +8,6 @@
 # `torch.nn.functional.scaled_dot_product_attention` and with the formulas below, in
 # float64, so "right" means "the same numbers".
 #
-# **How to work.** Run the grader cell first (it is folded; it defines `check` and
-# `grade`). Then, for each question, replace the `raise NotImplementedError(...)` line
-# in the answer cell with your code, run the cell, and run the `check(...)` cell below
-# it: every check says PASS, or FAIL with what to look at. `grade()` at the end prints
-# your score. Write your code inside the answer cells only: that is all the teacher's
-# grader reads. The checks use tiny sizes and run in about a second on any laptop.
-#
 # Shapes are time-major, as in the chapters: one decoder step attends for a batch of
 # `B` examples at once. The query is `q` of shape `(B, d)`, one row per example; the
 # encoder's `T` states give the keys `K` `(T, B, d)` and the values `V` `(T, B, d_v)`.
@@ -61,7 +54,7 @@ def masked_softmax(scores, mask):
     ### END SOLUTION
 
 # %% [code]
-check("masked_softmax")
+grader.check("masked_softmax")
 
 # %% [markdown]
 # ## Question 2: dot-product attention (5 points)
@@ -96,7 +89,7 @@ def dot_attention(q, K, V, mask, scaled=True):
     ### END SOLUTION
 
 # %% [code]
-check("dot_attention")
+grader.check("dot_attention")
 
 # %% [markdown]
 # ## Question 3: the additive score (4 points)
@@ -129,7 +122,7 @@ def additive_score(q, K, W_s, U_h, v):
     ### END SOLUTION
 
 # %% [code]
-check("additive_score")
+grader.check("additive_score")
 
 # %% [markdown]
 # ## Your score
@@ -137,7 +130,7 @@ check("additive_score")
 # Run this before you hand the notebook in; the teacher's grader runs the same checks.
 
 # %% [code]
-grade()
+grader.check_all()
 
 # %% [checks]
 import torch.nn.functional as F

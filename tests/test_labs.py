@@ -1,12 +1,18 @@
-"""The labs (labs/, tools/labs.py): every lab's reference scores full marks, its stub
-zero, each planted common mistake fails the check meant for it, and the notebooks
-`make labs` writes are graded the same way from the command line."""
+"""The labs (labs/, tools/labs.py), graded by Otter-Grader: through Otter's own test-file
+runner, every lab's reference scores full marks, its stub zero, and each planted common
+mistake fails the check meant for it; the notebooks `make labs` writes check themselves
+with `grader.check` in a notebook, and Otter's non-containerized grading (`otter run`)
+grades saved submissions from the command line."""
 
+import base64
 import csv
 import importlib.util
 import json
+import re
 import subprocess
 import sys
+import zipfile
+import zlib
 
 import pytest
 
@@ -106,7 +112,7 @@ def test_malformed_lab_sources_are_refused(tmp_path):
             labs.load_lab(path)
 
 
-def test_grader_helpers(capsys):
+def test_grader_helpers():
     namespace = {"__name__": "lab_test"}
     exec(labs.GRADER.read_text(), namespace)
     with pytest.raises(ValueError, match="positive integer"):
@@ -115,33 +121,44 @@ def test_grader_helpers(capsys):
     def broken(x):
         return [][x]  # an IndexError inside the student's function
 
-    namespace["broken"] = broken
+    student = {"broken": broken}
+    verdict = namespace["_verdict"]
+    assert verdict(lambda ns: None, student) == (True, "")
+    passed, message = verdict(lambda ns: namespace["call"](ns, "broken", 3), student)
+    assert not passed and message.startswith("IndexError: list index out of range (raised at line")
+    assert message.endswith("of broken)")
+    import torch
 
-    @namespace["check_of"]("q", 2, "passes")
-    def _(ns):
-        return None
+    passed, message = verdict(lambda ns: namespace["diagnose"](
+        torch.ones(2), torch.zeros(2), {"all ones: subtract one": torch.ones(2)}, "differs"), student)
+    assert (passed, message) == (False, "differs (largest difference 1): all ones: subtract one")
+    assert verdict(lambda ns: namespace["call"](ns, "missing"), student) == \
+        (False, "missing is not defined: run its cell first")
 
-    @namespace["check_of"]("q", 1, "student code raises")
-    def _(ns):
-        namespace["call"](ns, "broken", 3)
 
-    @namespace["check_of"]("q", 1, "names the mistake")
-    def _(ns):
-        import torch
-        namespace["diagnose"](torch.ones(2), torch.zeros(2), {"all ones: subtract one": torch.ones(2)}, "differs")
+def test_otter_test_files_hold_one_test_case_per_check_with_its_points():
+    from otter.test_files import ExceptionTestFile
 
-    assert namespace["check"]("q", namespace) == (2, 4)
-    printed = capsys.readouterr().out
-    assert "q: 2/4 points" in printed and "PASS [2] passes" in printed
-    assert "IndexError: list index out of range (raised at line" in printed and "of broken)" in printed
-    assert "differs (largest difference 1): all ones: subtract one" in printed
-    assert namespace["grade"](namespace) == {"q": (2, 4)}
-    assert "total  2/4" in capsys.readouterr().out
+    lab = labs.find_lab("lab13_packing_masking")
+    for question in lab.questions:
+        test_file = ExceptionTestFile.from_string(lab.otter_test(question), path=f"tests/{question}.py")
+        assert test_file.name == question
+        assert [case.name for case in test_file.test_cases] == \
+            [row[0] for row in labs.grade_answers(lab, lab.reference_answers())[question]]
+        assert all(not case.hidden and case.points >= 1 for case in test_file.test_cases)
+    assert sum(ExceptionTestFile.from_string(source, path=name).possible
+               for name, source in lab.otter_tests().items()) == 15
+    with pytest.raises(ValueError, match="has no question 'lstm_step'"):
+        lab.otter_test("lstm_step")
+    # No two labs share a question name: test files from two labs can lie in one tests/ folder.
+    names = [question for each in LABS for question in each.questions]
+    assert len(names) == len(set(names))
 
 
 def test_built_notebooks_need_no_torch_and_hide_the_solutions(tmp_path):
-    # Building imports nothing but the standard library: run it with torch made unimportable.
-    code = (f"import runpy, sys; sys.modules['torch'] = None; sys.argv = ['labs.py', 'build', {str(tmp_path)!r}]; "
+    # Building imports nothing but the standard library: run it with torch and otter made unimportable.
+    code = (f"import runpy, sys; sys.modules['torch'] = sys.modules['otter'] = None; "
+            f"sys.argv = ['labs.py', 'build', {str(tmp_path)!r}]; "
             f"runpy.run_path({str(ROOT / 'tools' / 'labs.py')!r}, run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -149,14 +166,16 @@ def test_built_notebooks_need_no_torch_and_hide_the_solutions(tmp_path):
         student = json.loads((tmp_path / f"{lab.name}.ipynb").read_text())
         reference = json.loads((tmp_path / "solutions" / f"{lab.name}.ipynb").read_text())
         assert student["nbformat"] == 4 and student["metadata"]["lab"]["name"] == lab.name
+        assert {path.name: path.read_text() for path in (tmp_path / "tests" / lab.name).iterdir()} \
+            == lab.otter_tests()
+        assert "".join(student["cells"][1]["source"]) == labs.HOW_TO_WORK
         code_cells = [cell for cell in student["cells"] if cell["cell_type"] == "code"]
-        assert code_cells[0]["metadata"]["tags"] == ["lab-grader"]  # first, folded
-        # The student's grader cell carries the checks compressed, and runs them.
-        grader = {}
-        exec("".join(code_cells[0]["source"]), grader)
-        assert grader["_zlib"].decompress(grader["_base64"].b64decode(grader["_CHECKS_SOURCE"])).decode() \
-            == lab.grader_source()
-        assert set(grader["questions"]()) == set(lab.questions)
+        assert code_cells[0]["metadata"]["tags"] == ["lab-setup"]  # first, folded
+        # The setup cell carries the test files compressed, for a notebook opened on its own.
+        setup = "".join(code_cells[0]["source"])
+        packed = "".join(re.findall(r'^    "([A-Za-z0-9+/=]+)"$', setup, re.M))
+        assert json.loads(zlib.decompress(base64.b64decode(packed))) == lab.otter_tests()
+        assert f"%pip install --quiet {labs.OTTER}" in setup
         lines = {line for cell in student["cells"] for line in "".join(cell["source"]).splitlines()}
         assert not any("BEGIN SOLUTION" in line or "MISTAKES" in line for line in lines)
         for question, answer in lab.reference_answers().items():
@@ -165,23 +184,10 @@ def test_built_notebooks_need_no_torch_and_hide_the_solutions(tmp_path):
             assert "raise NotImplementedError" in "".join(cell["source"])
             solution_lines = set(answer.splitlines()) - set(labs.stub(lab.answer(question)).splitlines())
             assert solution_lines and not solution_lines & lines, question
+            assert f'grader.check("{question}")' in lines
             ref_cell = next(c for c in reference["cells"] if c["metadata"].get("lab", {}).get("answer") == question)
             assert "".join(ref_cell["source"]) == answer
-
-
-def test_answers_are_found_by_metadata_then_by_definition(tmp_path):
-    lab = labs.find_lab("lab09_gru_step")
-    nb = labs.notebook(lab, reference=True)
-    for cell in nb["cells"]:  # an editor that drops cell metadata
-        cell["metadata"] = {}
-    nb["cells"].append({"cell_type": "code", "metadata": {}, "source": "print('scratch work')", "outputs": []})
-    path = tmp_path / "copy.ipynb"
-    path.write_text(json.dumps(nb))
-    answers = labs.answers_from_notebook(lab, labs.read_notebook(path))
-    assert answers == lab.reference_answers()
-    partial = labs.grade_answers(lab, {"gru_step": answers["gru_step"]})
-    assert labs.score({"gru_step": partial["gru_step"]}) == (6, 6)
-    assert all(message.startswith("no answer cell found") for *_, message in partial["gru_forward"])
+        assert "grader.check_all()" in lines
 
 
 def test_an_answer_cell_that_does_not_run_scores_zero_with_its_error():
@@ -190,10 +196,9 @@ def test_an_answer_cell_that_does_not_run_scores_zero_with_its_error():
     results = labs.grade_answers(lab, answers)
     assert all(earned == 0 for _, _, earned, _ in results["rnn_step"])
     assert results["rnn_step"][0][3].startswith("the answer cell raised SyntaxError")
-    assert labs.strip_magics("%pip install torch\nx = 1") == "# %pip install torch\nx = 1"
 
 
-def test_command_line_grades_a_folder_of_submissions(tmp_path):
+def test_otter_grades_a_folder_of_submissions_from_the_command_line(tmp_path):
     lab = labs.find_lab("lab06_lstm_step")
     done_nb = labs.notebook(lab, reference=True)
     mistake = lab.mistakes()[0]
@@ -202,14 +207,16 @@ def test_command_line_grades_a_folder_of_submissions(tmp_path):
         if cell["metadata"].get("lab", {}).get("answer") == mistake["question"]:
             cell["source"] = labs.plant(lab, mistake)[mistake["question"]]
     lost = {key: value for key, value in labs.notebook(lab)["metadata"].items() if key != "lab"}
-    paths = []  # each graded notebook costs a process that imports PyTorch: three here, the stub in-process
+    paths = []  # each graded notebook costs a kernel that imports PyTorch: two here
     for name, nb in (("done", done_nb), ("planted", planted_nb), ("unknown", {"cells": [], "metadata": lost})):
         paths.append(tmp_path / f"{name}.ipynb")
         paths[-1].write_text(json.dumps(nb))
     table = tmp_path / "grades.csv"
+    autograders = tmp_path / "autograder"
     done = subprocess.run([sys.executable, str(ROOT / "tools" / "labs.py"), "grade", *map(str, paths),
-                           "--csv", str(table)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1  # one notebook could not be graded
+                           "--csv", str(table), "--autograders", str(autograders)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # one notebook could not be graded
     assert f"{paths[0]} (lab06_lstm_step): 10/10" in done.stdout
     assert f"{paths[1]} (lab06_lstm_step): 2/10" in done.stdout
     assert "forget gate's nonlinearity (sigmoid)" in done.stdout
@@ -220,6 +227,9 @@ def test_command_line_grades_a_folder_of_submissions(tmp_path):
     assert earned[(str(paths[1]), "lstm_forward")] == 1  # only the ValueError check is independent of the step
     assert earned[(str(paths[1]), "lstm_step")] == 1
     assert "forget gate" in next(row["failed checks"] for row in rows if row["notebook"] == str(paths[1]))
+    # The autograder zip `otter generate` wrote holds the lab's test files, byte for byte.
+    with zipfile.ZipFile(autograders / "lab06_lstm_step.zip") as archive:
+        assert {name: archive.read(f"tests/{name}").decode() for name in lab.otter_tests()} == lab.otter_tests()
 
 
 def test_checks_restore_what_they_guard_and_leave_the_random_state_alone():
@@ -250,9 +260,14 @@ def test_every_failed_check_speaks_to_the_student(lab, mistake):
 
 
 @pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.name)
-def test_run_all_on_the_student_copy(lab, capsys):
-    """"Run all" on the notebook as handed out: no cell raises and grade() prints zero; with the
-    reference typed into the answer cells, full marks (the grader cell's compressed checks included)."""
+def test_run_all_on_the_student_copy(lab, tmp_path, monkeypatch):
+    """"Run all" on the notebook as handed out, opened on its own (no tests/ beside it): the setup
+    cell writes Otter's test files, no cell raises, and grader.check_all() gives zero; with the
+    reference typed into the answer cells, full marks."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    monkeypatch.chdir(tmp_path)
+    possible = labs.score(labs.grade_answers(lab, lab.reference_answers()))[1]
     for filled in (False, True):
         nb = labs.notebook(lab)
         namespace = {"__name__": "__main__"}
@@ -262,8 +277,12 @@ def test_run_all_on_the_student_copy(lab, capsys):
             source = "".join(cell["source"])
             if filled and "answer" in cell["metadata"].get("lab", {}):
                 source = lab.reference_answers()[cell["metadata"]["lab"]["answer"]]
-            exec(compile(source, f"<cell {index}>", "exec"), namespace)
-        possible = sum(namespace["questions"]().values())
-        printed = capsys.readouterr().out
-        assert printed.rstrip().splitlines()[-1].split() == ["total", f"{possible if filled else 0}/{possible}"]
-        assert ("FAIL" in printed) != filled
+            exec(compile(TransformerManager().transform_cell(source), f"<cell {index}>", "exec"), namespace)
+        assert {path.name: path.read_text() for path in (tmp_path / "tests" / lab.name).iterdir()} \
+            == lab.otter_tests()
+        results = eval("grader.check_all()", namespace)  # Otter reads the caller's globals
+        assert (results.total, results.possible) == ((possible if filled else 0), possible)
+        checked = eval(f"grader.check({lab.questions[0]!r})", namespace)
+        assert checked.passed_all == filled
+        if not filled:
+            assert "not implemented yet" in checked.summary()

@@ -1,4 +1,4 @@
-"""Lab notebooks from the lab sources in labs/, and their grader on the command line.
+"""Lab notebooks from the lab sources in labs/, graded by Otter-Grader.
 
 A lab source (``labs/labNN_*.py``) is a Python file cut into cells by ``# %% [KIND]``
 lines; it holds the reference solutions and the checks:
@@ -8,20 +8,21 @@ lines; it holds the reference solutions and the checks:
 - ``[answer] NAME``: the cell where the student writes question NAME. The reference
   code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes, in the student
   copy, ``raise NotImplementedError(...)`` with the ``# TODO:`` line above it as message;
-- ``[code]``: a cell for the student to run (``check("NAME")``, ``grade()``); the
-  command-line grader skips it;
-- ``[checks]``: the checks (``@check_of``), put after ``labs/grader.py`` in the
-  notebook's first code cell;
+- ``[code]``: a cell for the student to run (``grader.check("NAME")``, ``grader.check_all()``);
+- ``[checks]``: the checks (``@check_of``); with ``labs/grader.py`` before them they make
+  one Otter-Grader test file per question (``tests/NAME.py``, one test case per check);
 - ``[mistakes]``: ``MISTAKES = [...]``, planted common mistakes that
   ``tests/test_labs.py`` and ``selftest`` prove the checks catch (never in a notebook).
 
-    python tools/labs.py build [OUT]            student copies in OUT (default _build/labs),
-                                                reference copies in OUT/solutions
-    python tools/labs.py grade NOTEBOOK... [--lab NAME] [--csv FILE] [--timeout S]
-                                                grade saved notebooks (each in its own process)
+    python tools/labs.py build [OUT]            per lab, OUT/LAB.ipynb and OUT/tests/LAB/ (the student's),
+                                                OUT/solutions/LAB.ipynb (default _build/labs)
+    python tools/labs.py autograder [OUT]       OUT/autograder/LAB.zip, Otter's autograder configuration
+                                                (otter generate), for otter run, otter grade or Gradescope
+    python tools/labs.py grade NOTEBOOK... [--csv FILE] [--timeout S]
+                                                grade saved notebooks with Otter, each in its own process
     python tools/labs.py selftest               per lab: reference, stub and planted mistakes
 
-Building needs nothing but Python 3.10+; grading needs PyTorch too.
+Building needs nothing but Python 3.10+; the rest needs PyTorch and Otter-Grader.
 """
 
 import argparse
@@ -41,7 +42,14 @@ LAB_DIR = ROOT / "labs"
 GRADER = LAB_DIR / "grader.py"
 CELL = re.compile(r"^# %% \[(markdown|given|answer|code|checks|mistakes)\](?: (\w+))?[ \t]*$", re.M)
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
-GRADER_TITLE = "# @title Grader: run this cell first, do not edit it"
+SETUP_TITLE = "# @title Setup: run this cell first, do not edit it"
+OTTER = "otter-grader==7.0.0"  # the version in requirements.txt; the setup cell installs it where it is missing
+HOW_TO_WORK = """**How to work.** Run the setup cell first (it is folded): it loads
+[Otter-Grader](https://otter-grader.readthedocs.io), installing it where it is missing (as on
+Colab), and this lab's checks. For each question, replace the `raise NotImplementedError(...)`
+line in the answer cell with your code, run the cell, then run the `grader.check(...)` cell below
+it: each check says whether it passed, or what to look at. `grader.check_all()` at the end runs
+every check and shows your score; the teacher's grader runs the same checks on the whole notebook."""
 
 
 @dataclass
@@ -75,28 +83,76 @@ class Lab:
     def checks_source(self) -> str:
         return "\n\n".join(cell.source for cell in self.of_kind("checks"))
 
+    def given_source(self) -> str:
+        return "\n\n".join(cell.source for cell in self.of_kind("given"))
+
     def grader_source(self) -> str:
         """The grader and this lab's checks, as one piece of Python."""
         return f"{GRADER.read_text(encoding='utf-8').strip()}\n\n\n# The checks of this lab.\n{self.checks_source()}\n"
 
-    def grader_cell(self, reference: bool) -> str:
-        """The first code cell of a lab notebook.
+    def otter_test(self, question) -> str:
+        """Otter-Grader's test file for ``question``: one test case per check, with its points.
 
-        The reference copy shows the checks. The student copy carries them compressed:
-        their diagnoses compute the common mistakes, and so the right answers, which a
-        student should not meet at a glance. Anyone can decompress them; grades do not
-        depend on it, since the teacher's grader takes the checks from the lab source.
+        A failed check raises ``CheckFailed`` with the check's message, which Otter shows
+        under the test case's name.
         """
-        if reference:
-            return f"{GRADER_TITLE}\n{self.grader_source()}"
-        packed = base64.b64encode(zlib.compress(self.grader_source().encode(), 9)).decode()
+        if question not in self.questions:
+            raise ValueError(f"{self.name} has no question {question!r}; it has {', '.join(self.questions)}")
+        return (f'"""Otter-Grader test file: {self.name}, question {question}.\n\n'
+                f"Written by tools/labs.py from labs/grader.py and labs/{self.name}.py; edit those.\n"
+                '"""\n'
+                "OK_FORMAT = False\n"
+                f"name = {question!r}\n\n"
+                f"{self.grader_source()}\n\n"
+                "# The lab's given cells: the checks use their helpers and imports too (the authoritative\n"
+                "# copy, whatever a notebook did to its own), run without moving the student's random state.\n"
+                f"_GIVEN = {self.given_source()!r}\n"
+                "with torch.random.fork_rng(devices=[]):\n"
+                f"    exec(compile(_GIVEN, '<{self.name} given cells>', 'exec'), globals())\n\n"
+                "# Each check of this question is one Otter test case worth the check's points.\n"
+                "from otter.test_files import test_case as _test_case\n\n\n"
+                "def _test_case_of(title, points, function):\n"
+                "    def run_check(env):\n"
+                "        passed, what_to_look_at = _verdict(function, env)\n"
+                "        if not passed:\n"
+                "            raise CheckFailed(what_to_look_at)\n\n"
+                "    return _test_case(name=title, points=points)(run_check)\n\n\n"
+                f"for _number, _check in enumerate(_CHECKS[{question!r}], start=1):\n"
+                "    globals()[f\"check_{_number}\"] = _test_case_of(*_check)\n")
+
+    def otter_tests(self) -> dict:
+        """{file name: source} of the lab's Otter test files."""
+        return {f"{question}.py": self.otter_test(question) for question in self.questions}
+
+    def setup_cell(self) -> str:
+        """The first code cell of a lab notebook: Otter-Grader, and the lab's test files.
+
+        The notebook carries its test files, compressed, and writes them to
+        ``tests/LAB/`` beside itself, where ``make labs`` also puts them: a notebook
+        opened on its own (on Colab, say) checks itself. Their diagnoses compute the common mistakes,
+        and so the right answers, which a student should not meet at a glance; anyone can
+        decompress them, and grades do not depend on it: the teacher's autograder brings
+        its own copy.
+        """
+        packed = base64.b64encode(zlib.compress(json.dumps(self.otter_tests()).encode(), 9)).decode()
         lines = [packed[i:i + 100] for i in range(0, len(packed), 100)]
-        return (f"{GRADER_TITLE}\n"
-                f"# The checks of this lab (they need only PyTorch), compressed so that they do not show the\n"
-                f"# answers at a glance; a teacher reads them in labs/{self.name}.py.\n"
-                "import base64 as _base64, zlib as _zlib\n\n"
-                "_CHECKS_SOURCE = (\n" + "".join(f'    "{line}"\n' for line in lines) + ")\n"
-                f"exec(compile(_zlib.decompress(_base64.b64decode(_CHECKS_SOURCE)).decode(), \"<{self.name} grader>\", \"exec\"))\n")
+        return (f"{SETUP_TITLE}\n"
+                "import base64 as _base64, importlib.util as _util, json as _json, pathlib as _pathlib, zlib as _zlib\n\n"
+                'if _util.find_spec("otter") is None:  # on Colab, say\n'
+                f'    print("Installing {OTTER} (Otter-Grader, which runs this lab\'s checks)")\n'
+                f"    %pip install --quiet {OTTER}\n"
+                'if _util.find_spec("otter") is None:\n'
+                f'    raise ModuleNotFoundError("this lab\'s checks need Otter-Grader: pip install {OTTER}")\n\n'
+                f"# The checks of this lab, as Otter's test files in tests/{self.name}/ (one folder per lab,\n"
+                "# so that labs sharing a folder do not run each other's checks).\n"
+                "_TESTS = (\n" + "".join(f'    "{line}"\n' for line in lines) + ")\n"
+                "for _name, _source in _json.loads(_zlib.decompress(_base64.b64decode(_TESTS))).items():\n"
+                f'    _path = _pathlib.Path("tests", "{self.name}", _name)\n'
+                "    _path.parent.mkdir(parents=True, exist_ok=True)\n"
+                '    if not _path.exists() or _path.read_text(encoding="utf-8") != _source:\n'
+                '        _path.write_text(_source, encoding="utf-8")\n\n'
+                "import otter\n\n"
+                f'grader = otter.Notebook(tests_dir="tests/{self.name}")\n')
 
     def mistakes(self) -> list:
         namespace = {}
@@ -206,13 +262,15 @@ def notebook(lab: Lab, reference: bool = False) -> dict:
     for cell in lab.cells:
         if cell.kind == "markdown":
             cells.append(_cell("markdown", cell.source, len(cells)))
+            if len(cells) == 1:  # after the lab's introduction
+                cells.append(_cell("markdown", HOW_TO_WORK, len(cells)))
             continue
         if cell.kind in ("checks", "mistakes"):
             continue
-        if not any("lab-grader" in c["metadata"].get("tags", []) for c in cells):
-            # The grader goes before the first code cell, folded in Colab (a form) and in JupyterLab.
-            cells.append(_cell("code", lab.grader_cell(reference), len(cells),
-                               {"cellView": "form", "jupyter": {"source_hidden": True}, "tags": ["lab-grader"]}))
+        if not any("lab-setup" in c["metadata"].get("tags", []) for c in cells):
+            # Otter and the checks come before the first code cell, folded in Colab (a form) and in JupyterLab.
+            cells.append(_cell("code", lab.setup_cell(), len(cells),
+                               {"cellView": "form", "jupyter": {"source_hidden": True}, "tags": ["lab-setup"]}))
         if cell.kind == "answer":
             source = solution(cell.source) if reference else stub(cell.source)
             cells.append(_cell("code", source, len(cells), {"tags": ["lab-answer"], "lab": {"answer": cell.question}}))
@@ -224,81 +282,87 @@ def notebook(lab: Lab, reference: bool = False) -> dict:
                          "lab": {"name": lab.name, "questions": lab.questions}}}
 
 
+def write_notebook(nb: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
 def build(out: Path) -> list:
-    """Write every lab's student copy to ``out`` and its reference copy to ``out/solutions``."""
+    """Per lab, the student's notebook ``out/LAB.ipynb`` with its test files in ``out/tests/LAB/``,
+    and the reference copy in ``out/solutions``."""
     written = []
     for lab in all_labs():
-        for reference, folder in ((False, out), (True, out / "solutions")):
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{lab.name}.ipynb"
-            path.write_text(json.dumps(notebook(lab, reference), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(write_notebook(notebook(lab), out / f"{lab.name}.ipynb"))
+        for name, source in lab.otter_tests().items():
+            path = out / "tests" / lab.name / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(source, encoding="utf-8")
             written.append(path)
+        written.append(write_notebook(notebook(lab, reference=True), out / "solutions" / f"{lab.name}.ipynb"))
     return written
 
 
-def read_notebook(path) -> dict:
-    """A saved notebook as a dict whose cells' sources are strings; ValueError if it is not one."""
-    try:
-        nb = json.loads(Path(path).read_text(encoding="utf-8"))
-        cells = nb["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: not a readable notebook ({error})") from None
-    for cell in cells:
-        source = cell.get("source", "")
-        cell["source"] = "".join(source) if isinstance(source, list) else source
-        cell.setdefault("metadata", {})
-    nb.setdefault("metadata", {})
-    return nb
+def autograder(lab: Lab, out: Path) -> Path:
+    """Otter's autograder configuration for ``lab`` (``otter generate``), written to ``out/LAB.zip``.
 
-
-def answers_from_notebook(lab: Lab, nb: dict) -> dict:
-    """The student's answer cells of a saved lab notebook, by question.
-
-    A cell counts as the answer to NAME if its metadata says so (the cells `make labs`
-    wrote); failing that, the last code cell that defines ``def NAME(``.
+    It holds the lab's test files and nothing to install: ``otter run`` and
+    ``tools/labs.py grade`` grade in the Python that runs them, which needs PyTorch
+    (Gradescope and ``otter grade`` build their own image; see labs/README.md).
     """
-    code = [cell for cell in nb["cells"] if cell.get("cell_type") == "code"]
-    answers = {}
-    for question in lab.questions:
-        tagged = [cell["source"] for cell in code if cell["metadata"].get("lab", {}).get("answer") == question]
-        defining = [cell["source"] for cell in code if re.search(rf"^\s*def {question}\(", cell["source"], re.M)
-                    and "lab-grader" not in cell["metadata"].get("tags", [])]
-        found = tagged or defining
-        if found:
-            answers[question] = found[-1]
-    return answers
+    import tempfile
+
+    out.mkdir(parents=True, exist_ok=True)
+    target = (out / f"{lab.name}.zip").resolve()
+    with tempfile.TemporaryDirectory() as scratch:
+        tests = Path(scratch) / "tests"
+        tests.mkdir()
+        for name, source in lab.otter_tests().items():
+            (tests / name).write_text(source, encoding="utf-8")
+        (Path(scratch) / "requirements.txt").write_text("torch\n", encoding="utf-8")
+        done = subprocess.run([sys.executable, "-m", "otter", "generate", "-t", "tests", "-o", str(target),
+                               "-r", "requirements.txt", "--no-config", "--no-environment"],
+                              cwd=scratch, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(f"otter generate failed for {lab.name}:\n{done.stdout}{done.stderr}")
+    return target
 
 
-# Grading.
+# Grading: Otter runs the test files; these helpers feed it a namespace or a notebook.
 
-def strip_magics(source: str) -> str:
-    """IPython lines (``%...``, ``!...``) become comments, so plain Python can run a cell."""
-    return "\n".join("# " + line if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+def otter_results(lab: Lab, question: str, namespace: dict) -> list:
+    """Run Otter's test file for ``question`` on ``namespace``: [(title, points, earned, message)].
+
+    The message is the check's own (Otter's report around it, with the line of the
+    test file that raised, is left out here; students see it whole).
+    """
+    from otter.test_files import ExceptionTestFile
+
+    test_file = ExceptionTestFile.from_string(lab.otter_test(question), path=f"tests/{question}.py")
+    test_file.run(namespace)
+    rows = []
+    for result in test_file.test_case_results:
+        message = "" if result.passed else result.message.rpartition("\nCheckFailed: ")[2]
+        points = result.test_case.points
+        rows.append((result.test_case.name, points, points if result.passed else 0, message))
+    return rows
 
 
 def grade_answers(lab: Lab, answers: dict) -> dict:
-    """Run the lab's checks on ``answers`` ({question: cell source}) in this process.
-
-    The grader, the checks and the given cells come from the lab source, whatever a
-    submission did to its copies. Returns {question: [(title, points, earned, message)]}.
-    """
-    namespace = {"__name__": f"lab_{lab.name}"}
-    exec(compile(lab.grader_source(), f"<{lab.name} grader>", "exec"), namespace)
+    """Run the lab's given cells and ``answers`` ({question: cell source}) in one namespace, then
+    Otter's test files on it, in this process. Returns {question: [(title, points, earned, message)]}."""
+    namespace = {"__name__": "__main__"}
     for index, cell in enumerate(lab.of_kind("given")):
         exec(compile(cell.source, f"<{lab.name} given cell {index}>", "exec"), namespace)
     problems = {}
     for question in lab.questions:
-        source = answers.get(question)
-        if source is None:
-            problems[question] = "no answer cell found for this question"
-            continue
         try:
-            exec(compile(strip_magics(source), f"<answer {question}>", "exec"), namespace)
+            exec(compile(answers[question], f"<answer {question}>", "exec"), namespace)
         except Exception as error:
             problems[question] = f"the answer cell raised {type(error).__name__}: {error}"
     results = {}
     for question in lab.questions:
-        results[question] = namespace["run_checks"](question, namespace)
+        results[question] = otter_results(lab, question, namespace)
         if question in problems:
             results[question] = [(title, points, earned, message if earned else f"{problems[question]}; {message}")
                                  for title, points, earned, message in results[question]]
@@ -311,39 +375,50 @@ def score(results: dict) -> tuple:
     return sum(row[2] for row in rows), sum(row[1] for row in rows)
 
 
-def print_results(results: dict, heading: str) -> None:
-    earned, possible = score(results)
-    print(f"{heading}: {earned}/{possible}")
-    for question, rows in results.items():
-        print(f"  {question}: {sum(r[2] for r in rows)}/{sum(r[1] for r in rows)}")
-        for title, points, got, message in rows:
-            if not got:
-                print(f"    FAIL [{points}] {title}: {message}")
-
-
-def lab_of(nb: dict, name: str | None) -> Lab:
-    name = name or nb["metadata"].get("lab", {}).get("name")
+def lab_of(path) -> Lab:
+    """The lab a saved notebook is, from its metadata; ValueError if it does not say."""
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable notebook ({error})") from None
+    name = nb.get("metadata", {}).get("lab", {}).get("name") if isinstance(nb, dict) else None
     if not name:
-        raise ValueError("the notebook does not say which lab it is (metadata 'lab'); pass --lab NAME")
+        raise ValueError(f"{path}: the notebook does not say which lab it is (metadata 'lab'); pass --lab NAME")
     return find_lab(name)
 
 
-def grade_one(path: str, lab_name: str | None) -> dict:
-    """Grade one saved notebook in this process; returns a JSON-able summary."""
-    nb = read_notebook(path)
-    lab = lab_of(nb, lab_name)
-    import torch
+def grade_one(path: str, lab_name: str | None, autograders: Path) -> dict:
+    """Grade one saved notebook with Otter (``otter.api.grade_submission``), in this process."""
+    import contextlib
+    import io
 
-    torch.set_num_threads(1)
-    results = grade_answers(lab, answers_from_notebook(lab, nb))
+    from otter.api import grade_submission
+
+    lab = find_lab(lab_name) if lab_name else lab_of(path)
+    zip_path = autograders / f"{lab.name}.zip"
+    if not zip_path.exists():
+        autograder(lab, autograders)
+    with contextlib.redirect_stdout(io.StringIO()):  # Otter's progress, not the grades
+        graded = grade_submission(str(Path(path).resolve()), str(zip_path), quiet=True)
+    if graded.catastrophic_error is not None:
+        raise RuntimeError(f"Otter could not grade it: {graded.catastrophic_error}")
+    results = {}
+    for question in lab.questions:
+        test_file = graded.results[question]
+        results[question] = [
+            (tcr.test_case.name, tcr.test_case.points, tcr.test_case.points if tcr.passed else 0,
+             "" if tcr.passed else tcr.message.rpartition("\nCheckFailed: ")[2].strip() or tcr.message)
+            for tcr in test_file.test_case_results]
     return {"lab": lab.name, "results": results}
 
 
-def grade_paths(paths, lab_name=None, timeout=120.0) -> list:
+def grade_paths(paths, lab_name=None, timeout=120.0, autograders=None) -> list:
     """Grade each notebook in a fresh Python process (a submission's loop cannot hang the others)."""
+    autograders = Path(autograders or ROOT / "_build" / "labs" / "autograder")
     summaries = []
     for path in paths:
-        command = [sys.executable, __file__, "_grade_one", str(path)] + (["--lab", lab_name] if lab_name else [])
+        command = [sys.executable, __file__, "_grade_one", str(path), "--autograders", str(autograders)] + \
+            (["--lab", lab_name] if lab_name else [])
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -352,8 +427,18 @@ def grade_paths(paths, lab_name=None, timeout=120.0) -> list:
         if done.returncode != 0:
             summaries.append({"path": str(path), "error": (done.stderr.strip().splitlines() or ["failed"])[-1]})
             continue
-        summaries.append({"path": str(path)} | json.loads(done.stdout))
+        summaries.append({"path": str(path)} | json.loads(done.stdout.strip().splitlines()[-1]))
     return summaries
+
+
+def print_results(results: dict, heading: str) -> None:
+    earned, possible = score(results)
+    print(f"{heading}: {earned:g}/{possible:g}")
+    for question, rows in results.items():
+        print(f"  {question}: {sum(r[2] for r in rows):g}/{sum(r[1] for r in rows):g}")
+        for title, points, got, message in rows:
+            if not got:
+                print(f"    FAIL [{points:g}] {title}: {message}")
 
 
 def selftest() -> bool:
@@ -367,13 +452,15 @@ def selftest() -> bool:
         reference = score(grade_answers(lab, lab.reference_answers()))
         seconds = time.perf_counter() - start
         stubbed = score(grade_answers(lab, lab.stub_answers()))
-        print(f"{lab.name}: reference {reference[0]}/{reference[1]} ({seconds:.2f} s), stub {stubbed[0]}/{stubbed[1]}")
+        print(f"{lab.name}: reference {reference[0]:g}/{reference[1]:g} ({seconds:.2f} s), "
+              f"stub {stubbed[0]:g}/{stubbed[1]:g}")
         ok &= reference[0] == reference[1] and stubbed[0] == 0
         for mistake in lab.mistakes():
             caught = catch(lab, mistake)
             ok &= caught["caught"]
             print(f"  mistake: {mistake['name']}: {'caught' if caught['caught'] else 'NOT CAUGHT'} by "
-                  f"'{caught['check']}' ({caught['score'][0]}/{caught['score'][1]})\n    message: {caught['message']}")
+                  f"'{caught['check']}' ({caught['score'][0]:g}/{caught['score'][1]:g})\n"
+                  f"    message: {caught['message']}")
     return ok
 
 
@@ -403,29 +490,37 @@ def catch(lab: Lab, mistake: dict) -> dict:
 def main(argv) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    build_parser = commands.add_parser("build", help="write the lab notebooks")
+    build_parser = commands.add_parser("build", help="write the lab notebooks and their test files")
     build_parser.add_argument("out", nargs="?", default=str(ROOT / "_build" / "labs"))
-    grade_parser = commands.add_parser("grade", help="grade saved lab notebooks")
+    autograder_parser = commands.add_parser("autograder", help="write Otter's autograder zip of every lab")
+    autograder_parser.add_argument("out", nargs="?", default=str(ROOT / "_build" / "labs"))
+    grade_parser = commands.add_parser("grade", help="grade saved lab notebooks with Otter")
     grade_parser.add_argument("notebooks", nargs="+")
     grade_parser.add_argument("--lab", help="the lab's name, if a notebook's metadata lost it")
     grade_parser.add_argument("--csv", help="also write one row per notebook and question to this file")
     grade_parser.add_argument("--timeout", type=float, default=120.0, help="seconds per notebook (default 120)")
+    grade_parser.add_argument("--autograders", help="folder of the autograder zips (default _build/labs/autograder)")
     commands.add_parser("selftest", help="reference, stub and planted mistakes of every lab")
     one = commands.add_parser("_grade_one")
     one.add_argument("notebook")
     one.add_argument("--lab")
+    one.add_argument("--autograders", required=True)
     args = parser.parse_args(argv)
 
     if args.command == "build":
         for path in build(Path(args.out)):
             print(f"wrote {path}")
         return 0
+    if args.command == "autograder":
+        for lab in all_labs():
+            print(f"wrote {autograder(lab, Path(args.out) / 'autograder')}")
+        return 0
     if args.command == "_grade_one":
-        print(json.dumps(grade_one(args.notebook, args.lab)))
+        print(json.dumps(grade_one(args.notebook, args.lab, Path(args.autograders))))
         return 0
     if args.command == "selftest":
         return 0 if selftest() else 1
-    summaries = grade_paths(args.notebooks, args.lab, args.timeout)
+    summaries = grade_paths(args.notebooks, args.lab, args.timeout, args.autograders)
     rows = []
     for summary in summaries:
         if "error" in summary:
@@ -435,8 +530,8 @@ def main(argv) -> int:
         print_results(summary["results"], f"{summary['path']} ({summary['lab']})")
         for question, results in summary["results"].items():
             failed = "; ".join(f"{title}: {message}" for title, _, got, message in results if not got)
-            rows.append([summary["path"], summary["lab"], question, sum(r[2] for r in results),
-                         sum(r[1] for r in results), failed])
+            rows.append([summary["path"], summary["lab"], question, f"{sum(r[2] for r in results):g}",
+                         f"{sum(r[1] for r in results):g}", failed])
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
