@@ -9,7 +9,6 @@
 # `torch.nn.utils.rnn` and with per-sequence computations, and fills the padding with
 # junk to see whether it leaks into your results.
 
-
 # %% [given]
 import torch
 import torch.nn.functional as F

@@ -286,3 +286,37 @@ def test_run_all_on_the_student_copy(lab, tmp_path, monkeypatch):
         assert checked.passed_all == filled
         if not filled:
             assert "not implemented yet" in checked.summary()
+
+
+def test_the_setup_cell_installs_otter_where_it_is_missing(tmp_path, monkeypatch):
+    """As on Colab: Otter-Grader missing, the setup cell says so and installs the pinned version
+    with %pip; if that fails (no network), it stops with what to install."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    import importlib.util
+
+    lab = labs.find_lab("lab09_gru_step")
+    cell = next(c for c in labs.notebook(lab)["cells"] if "lab-setup" in c["metadata"].get("tags", []))
+    setup = TransformerManager().transform_cell("".join(cell["source"]))
+    assert labs.OTTER in (ROOT / "requirements.txt").read_text().splitlines()  # the version the book tests
+    monkeypatch.chdir(tmp_path)
+    real_find_spec = importlib.util.find_spec
+    for install_works in (True, False):
+        installed, magics = [], []
+
+        class Shell:
+            def run_line_magic(self, name, line):
+                magics.append((name, line))
+                installed.append(install_works)
+
+        def find_spec(name, *args):
+            return real_find_spec(name, *args) if name != "otter" or any(installed) else None
+
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+        namespace = {"get_ipython": lambda: Shell()}
+        if install_works:
+            exec(setup, namespace)
+            assert namespace["grader"]._tests_dir == f"tests/{lab.name}"
+        else:
+            with pytest.raises(ModuleNotFoundError, match=f"pip install {labs.OTTER}"):
+                exec(setup, namespace)
+        assert magics == [("pip", f"install --quiet {labs.OTTER}")]

@@ -49,7 +49,8 @@ HOW_TO_WORK = """**How to work.** Run the setup cell first (it is folded): it lo
 Colab), and this lab's checks. For each question, replace the `raise NotImplementedError(...)`
 line in the answer cell with your code, run the cell, then run the `grader.check(...)` cell below
 it: each check says whether it passed, or what to look at. `grader.check_all()` at the end runs
-every check and shows your score; the teacher's grader runs the same checks on the whole notebook."""
+every check again; the teacher's grader runs the same checks on the whole notebook, each worth
+the points its question's heading gives."""
 
 
 @dataclass
@@ -137,10 +138,12 @@ class Lab:
         packed = base64.b64encode(zlib.compress(json.dumps(self.otter_tests()).encode(), 9)).decode()
         lines = [packed[i:i + 100] for i in range(0, len(packed), 100)]
         return (f"{SETUP_TITLE}\n"
-                "import base64 as _base64, importlib.util as _util, json as _json, pathlib as _pathlib, zlib as _zlib\n\n"
+                "import base64 as _base64, importlib as _importlib, json as _json, pathlib as _pathlib, zlib as _zlib\n"
+                "import importlib.util as _util\n\n"
                 'if _util.find_spec("otter") is None:  # on Colab, say\n'
                 f'    print("Installing {OTTER} (Otter-Grader, which runs this lab\'s checks)")\n'
                 f"    %pip install --quiet {OTTER}\n"
+                "    _importlib.invalidate_caches()\n"
                 'if _util.find_spec("otter") is None:\n'
                 f'    raise ModuleNotFoundError("this lab\'s checks need Otter-Grader: pip install {OTTER}")\n\n'
                 f"# The checks of this lab, as Otter's test files in tests/{self.name}/ (one folder per lab,\n"
