@@ -81,9 +81,10 @@ def lstm_forward(xs, state, W_ih, W_hh, b_ih, b_hh):
 grader.check("lstm_forward")
 
 # %% [markdown]
-# ## Your score
+# ## Every check again
 #
-# Run this before you hand the notebook in; the teacher's grader runs the same checks.
+# Run this before you hand the notebook in, after Restart and Run All: the teacher's grader
+# runs the same checks, and counts what each question's `grader.check` cell shows.
 
 # %% [code]
 grader.check_all()

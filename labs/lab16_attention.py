@@ -125,9 +125,10 @@ def additive_score(q, K, W_s, U_h, v):
 grader.check("additive_score")
 
 # %% [markdown]
-# ## Your score
+# ## Every check again
 #
-# Run this before you hand the notebook in; the teacher's grader runs the same checks.
+# Run this before you hand the notebook in, after Restart and Run All: the teacher's grader
+# runs the same checks, and counts what each question's `grader.check` cell shows.
 
 # %% [code]
 grader.check_all()

@@ -201,14 +201,21 @@ def test_an_answer_cell_that_does_not_run_scores_zero_with_its_error():
 def test_otter_grades_a_folder_of_submissions_from_the_command_line(tmp_path):
     lab = labs.find_lab("lab06_lstm_step")
     done_nb = labs.notebook(lab, reference=True)
-    mistake = lab.mistakes()[0]
+    # The shortcut, refused while Otter runs the checks in the notebook's own kernel.
+    mistake = next(m for m in lab.mistakes() if "own cell" in m["name"])
     planted_nb = labs.notebook(lab, reference=True)
     for cell in planted_nb["cells"]:
         if cell["metadata"].get("lab", {}).get("answer") == mistake["question"]:
             cell["source"] = labs.plant(lab, mistake)[mistake["question"]]
     lost = {key: value for key, value in labs.notebook(lab)["metadata"].items() if key != "lab"}
-    paths = []  # each graded notebook costs a kernel that imports PyTorch: two here
-    for name, nb in (("done", done_nb), ("planted", planted_nb), ("unknown", {"cells": [], "metadata": lost})):
+    # A forged grade: the stub with a cell that makes every Otter test case pass.
+    forged_nb = labs.notebook(lab)
+    forged_nb["cells"].insert(3, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+                                  "source": "import otter.test_files.exception_test as _e\n"
+                                            "_e.test_case.call_func = lambda self, env: None\n"})
+    paths = []  # each graded notebook costs a kernel that imports PyTorch: three here
+    for name, nb in (("done", done_nb), ("planted", planted_nb), ("unknown", {"cells": [], "metadata": lost}),
+                     ("forged", forged_nb)):
         paths.append(tmp_path / f"{name}.ipynb")
         paths[-1].write_text(json.dumps(nb))
     table = tmp_path / "grades.csv"
@@ -218,18 +225,51 @@ def test_otter_grades_a_folder_of_submissions_from_the_command_line(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr  # one notebook could not be graded
     assert f"{paths[0]} (lab06_lstm_step): 10/10" in done.stdout
-    assert f"{paths[1]} (lab06_lstm_step): 2/10" in done.stdout
-    assert "forget gate's nonlinearity (sigmoid)" in done.stdout
+    assert f"{paths[1]} (lab06_lstm_step): 1/10" in done.stdout
+    assert "your code calls torch.lstm_cell, which does the work of this question" in done.stdout
     assert f"{paths[2]}: could not be graded" in done.stdout and "pass --lab NAME" in done.stdout
+    # Otter is fooled; the answer cells run alone with the checks are not, and the grader says so.
+    assert f"{paths[3]} (lab06_lstm_step): 10/10" in done.stdout
+    assert "WARNING lstm_step: Otter gave 6, the answer cell run alone with the checks 0" in done.stdout
+    assert done.stdout.count("WARNING") == 2
     rows = list(csv.DictReader(table.open()))
     earned = {(row["notebook"], row["question"]): int(row["earned"]) for row in rows}
+    alone = {(row["notebook"], row["question"]): int(row["answer cell alone"]) for row in rows if row["lab"]}
+    assert all(alone[key] == earned[key] for key in alone if str(paths[3]) not in key)
+    assert alone[(str(paths[3]), "lstm_step")] == alone[(str(paths[3]), "lstm_forward")] == 0
     assert earned[(str(paths[0]), "lstm_step")] == 6
     assert earned[(str(paths[1]), "lstm_forward")] == 1  # only the ValueError check is independent of the step
-    assert earned[(str(paths[1]), "lstm_step")] == 1
-    assert "forget gate" in next(row["failed checks"] for row in rows if row["notebook"] == str(paths[1]))
-    # The autograder zip `otter generate` wrote holds the lab's test files, byte for byte.
+    assert earned[(str(paths[1]), "lstm_step")] == 0
+    assert "torch.lstm_cell" in next(row["failed checks"] for row in rows if row["notebook"] == str(paths[1]))
+    # The autograder zip `otter generate` wrote holds the lab's test files, byte for byte, and the
+    # book's PyTorch pin for the images otter grade and Gradescope build.
+    assert labs.autograder_is_current(lab, autograders / "lab06_lstm_step.zip")
     with zipfile.ZipFile(autograders / "lab06_lstm_step.zip") as archive:
-        assert {name: archive.read(f"tests/{name}").decode() for name in lab.otter_tests()} == lab.otter_tests()
+        environment = archive.read("environment.yml").decode()
+    assert "- torch==2.14.1" in environment.splitlines()[-1] and "otter-grader" in environment
+
+
+def test_a_stale_or_missing_autograder_is_not_current(tmp_path):
+    lab = labs.find_lab("lab09_gru_step")
+    tests = lab.otter_tests()
+    for name, files in (("current", tests), ("stale", tests | {"gru_step.py": tests["gru_step.py"] + "# edited\n"}),
+                        ("short", {"gru_step.py": tests["gru_step.py"]})):
+        with zipfile.ZipFile(tmp_path / f"{name}.zip", "w") as archive:
+            for file, source in files.items():
+                archive.writestr(f"tests/{file}", source)
+        assert labs.autograder_is_current(lab, tmp_path / f"{name}.zip") == (name == "current")
+    assert not labs.autograder_is_current(lab, tmp_path / "missing.zip")
+    (tmp_path / "broken.zip").write_text("not a zip")
+    assert not labs.autograder_is_current(lab, tmp_path / "broken.zip")
+
+
+@pytest.mark.parametrize("lab", LABS, ids=lambda lab: lab.name)
+def test_each_question_heading_gives_the_points_its_checks_are_worth(lab):
+    """Otter's check output shows no points: the headings are where students read them."""
+    headings = [int(points) for cell in lab.of_kind("markdown")
+                for points in re.findall(r"^## Question \d+: .* \((\d+) points?\)$", cell.source, re.M)]
+    worth = [sum(row[1] for row in rows) for rows in labs.grade_answers(lab, lab.reference_answers()).values()]
+    assert headings == worth
 
 
 def test_checks_restore_what_they_guard_and_leave_the_random_state_alone():
@@ -292,6 +332,7 @@ def test_the_setup_cell_installs_otter_where_it_is_missing(tmp_path, monkeypatch
     """As on Colab: Otter-Grader missing, the setup cell says so and installs the pinned version
     with %pip; if that fails (no network), it stops with what to install."""
     from IPython.core.inputtransformer2 import TransformerManager
+    import importlib
     import importlib.util
 
     lab = labs.find_lab("lab09_gru_step")
@@ -312,11 +353,39 @@ def test_the_setup_cell_installs_otter_where_it_is_missing(tmp_path, monkeypatch
             return real_find_spec(name, *args) if name != "otter" or any(installed) else None
 
         monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+        invalidated = []
+        monkeypatch.setattr(importlib, "invalidate_caches", lambda: invalidated.append(len(magics)))
+        stale = tmp_path / "tests" / lab.name / "gru_step.py"
+        stale.parent.mkdir(parents=True, exist_ok=True)
+        stale.write_text("# a test file from an older version of the lab\n")
         namespace = {"get_ipython": lambda: Shell()}
         if install_works:
             exec(setup, namespace)
             assert namespace["grader"]._tests_dir == f"tests/{lab.name}"
+            assert stale.read_text() == lab.otter_tests()["gru_step.py"]  # replaced by the notebook's own
         else:
             with pytest.raises(ModuleNotFoundError, match=f"pip install {labs.OTTER}"):
                 exec(setup, namespace)
         assert magics == [("pip", f"install --quiet {labs.OTTER}")]
+        assert invalidated == [1]  # after installing, before looking for Otter again
+
+
+def test_a_student_copy_checks_itself_in_a_jupyter_kernel(tmp_path):
+    """What a student sees: the notebook alone in a folder, run in a kernel, one answer written."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    lab = labs.find_lab("lab02_rnn_step")
+    nb = nbformat.reads(json.dumps(labs.notebook(lab)), as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("lab", {}).get("answer") == "rnn_step":
+            cell.source = lab.reference_answers()["rnn_step"]
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    shown = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith("grader.check("):
+            shown[cell.source] = "".join(output.get("text", "") or output.get("data", {}).get("text/plain", "")
+                                         for output in cell.outputs)
+    assert "All test cases passed!" in shown['grader.check("rnn_step")']
+    assert "not implemented yet (rnn_forward: " in shown['grader.check("rnn_forward")']
+    assert sorted(path.name for path in (tmp_path / "tests" / lab.name).iterdir()) == sorted(lab.otter_tests())

@@ -10,7 +10,7 @@ lines; it holds the reference solutions and the checks:
   copy, ``raise NotImplementedError(...)`` with the ``# TODO:`` line above it as message;
 - ``[code]``: a cell for the student to run (``grader.check("NAME")``, ``grader.check_all()``);
 - ``[checks]``: the checks (``@check_of``); with ``labs/grader.py`` before them they make
-  one Otter-Grader test file per question (``tests/NAME.py``, one test case per check);
+  one Otter-Grader test file per question (``tests/LAB/NAME.py``, one test case per check);
 - ``[mistakes]``: ``MISTAKES = [...]``, planted common mistakes that
   ``tests/test_labs.py`` and ``selftest`` prove the checks catch (never in a notebook).
 
@@ -48,9 +48,10 @@ HOW_TO_WORK = """**How to work.** Run the setup cell first (it is folded): it lo
 [Otter-Grader](https://otter-grader.readthedocs.io), installing it where it is missing (as on
 Colab), and this lab's checks. For each question, replace the `raise NotImplementedError(...)`
 line in the answer cell with your code, run the cell, then run the `grader.check(...)` cell below
-it: each check says whether it passed, or what to look at. `grader.check_all()` at the end runs
-every check again; the teacher's grader runs the same checks on the whole notebook, each worth
-the points its question's heading gives."""
+it: it says that every check passed, or what to look at. `grader.check_all()` at the end runs
+every check again. The teacher's grader runs the same checks, each question worth the points its
+heading gives, and counts what each `grader.check` cell shows when the notebook runs from top to
+bottom: fix an answer in its own cell, not in a cell below its check."""
 
 
 @dataclass
@@ -309,9 +310,9 @@ def build(out: Path) -> list:
 def autograder(lab: Lab, out: Path) -> Path:
     """Otter's autograder configuration for ``lab`` (``otter generate``), written to ``out/LAB.zip``.
 
-    It holds the lab's test files and nothing to install: ``otter run`` and
-    ``tools/labs.py grade`` grade in the Python that runs them, which needs PyTorch
-    (Gradescope and ``otter grade`` build their own image; see labs/README.md).
+    It holds the lab's test files and, for the images that ``otter grade`` and
+    Gradescope build from it, the book's PyTorch pin as its requirements; ``otter run``
+    and ``tools/labs.py grade`` install nothing and grade in the Python that runs them.
     """
     import tempfile
 
@@ -322,13 +323,35 @@ def autograder(lab: Lab, out: Path) -> Path:
         tests.mkdir()
         for name, source in lab.otter_tests().items():
             (tests / name).write_text(source, encoding="utf-8")
-        (Path(scratch) / "requirements.txt").write_text("torch\n", encoding="utf-8")
+        (Path(scratch) / "requirements.txt").write_text(f"{torch_pin()}\n", encoding="utf-8")
         done = subprocess.run([sys.executable, "-m", "otter", "generate", "-t", "tests", "-o", str(target),
                                "-r", "requirements.txt", "--no-config", "--no-environment"],
                               cwd=scratch, capture_output=True, text=True)
         if done.returncode != 0:
             raise RuntimeError(f"otter generate failed for {lab.name}:\n{done.stdout}{done.stderr}")
     return target
+
+
+def torch_pin() -> str:
+    """``torch==X`` as requirements.txt pins it."""
+    pins = [line.split(";")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+            if line.startswith("torch==")]
+    if len(pins) != 1:
+        raise ValueError(f"requirements.txt should pin torch once, found {pins}")
+    return pins[0]
+
+
+def autograder_is_current(lab: Lab, zip_path: Path) -> bool:
+    """Whether the zip at ``zip_path`` holds exactly the lab's test files as they are now."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = {name[len("tests/"):] for name in archive.namelist() if name.startswith("tests/") and name.endswith(".py")}
+            return names == set(lab.otter_tests()) and all(
+                archive.read(f"tests/{name}").decode("utf-8") == source for name, source in lab.otter_tests().items())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 # Grading: Otter runs the test files; these helpers feed it a namespace or a notebook.
@@ -399,12 +422,13 @@ def grade_one(path: str, lab_name: str | None, autograders: Path) -> dict:
 
     lab = find_lab(lab_name) if lab_name else lab_of(path)
     zip_path = autograders / f"{lab.name}.zip"
-    if not zip_path.exists():
+    if not autograder_is_current(lab, zip_path):  # missing, or written before the lab changed
         autograder(lab, autograders)
     with contextlib.redirect_stdout(io.StringIO()):  # Otter's progress, not the grades
         graded = grade_submission(str(Path(path).resolve()), str(zip_path), quiet=True)
     if graded.catastrophic_error is not None:
         raise RuntimeError(f"Otter could not grade it: {graded.catastrophic_error}")
+    alone = grade_answers(lab, answers_from_notebook(lab, path))
     results = {}
     for question in lab.questions:
         test_file = graded.results[question]
@@ -412,7 +436,23 @@ def grade_one(path: str, lab_name: str | None, autograders: Path) -> dict:
             (tcr.test_case.name, tcr.test_case.points, tcr.test_case.points if tcr.passed else 0,
              "" if tcr.passed else tcr.message.rpartition("\nCheckFailed: ")[2].strip() or tcr.message)
             for tcr in test_file.test_case_results]
-    return {"lab": lab.name, "results": results}
+    return {"lab": lab.name, "results": results,
+            "alone": {question: sum(row[2] for row in rows) for question, rows in alone.items()}}
+
+
+def answers_from_notebook(lab: Lab, path) -> dict:
+    """The answer cells of a saved lab notebook, by question: the cell whose metadata says so
+    (as `make labs` wrote it), failing that the last code cell that defines the function."""
+    cells = [cell for cell in json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+             if cell.get("cell_type") == "code"]
+    answers = {}
+    for question in lab.questions:
+        sources = ["".join(cell.get("source", "")) for cell in cells
+                   if cell.get("metadata", {}).get("lab", {}).get("answer") == question]
+        sources = sources or ["".join(cell.get("source", "")) for cell in cells
+                              if re.search(rf"^def {question}\(", "".join(cell.get("source", "")), re.M)]
+        answers[question] = sources[-1] if sources else f"raise NameError('no answer cell for {question}')"
+    return answers
 
 
 def grade_paths(paths, lab_name=None, timeout=120.0, autograders=None) -> list:
@@ -528,17 +568,22 @@ def main(argv) -> int:
     for summary in summaries:
         if "error" in summary:
             print(f"{summary['path']}: could not be graded: {summary['error']}")
-            rows.append([summary["path"], "", "", 0, 0, summary["error"]])
+            rows.append([summary["path"], "", "", 0, 0, 0, summary["error"]])
             continue
         print_results(summary["results"], f"{summary['path']} ({summary['lab']})")
         for question, results in summary["results"].items():
             failed = "; ".join(f"{title}: {message}" for title, _, got, message in results if not got)
-            rows.append([summary["path"], summary["lab"], question, f"{sum(r[2] for r in results):g}",
-                         f"{sum(r[1] for r in results):g}", failed])
+            earned, alone = sum(r[2] for r in results), summary["alone"][question]
+            if earned != alone:
+                print(f"  WARNING {question}: Otter gave {earned:g}, the answer cell run alone with the checks "
+                      f"{alone:g}; read this notebook (a later cell may have changed the answer or the checks)")
+            rows.append([summary["path"], summary["lab"], question, f"{earned:g}",
+                         f"{sum(r[1] for r in results):g}", f"{alone:g}", failed])
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
-            writer.writerow(["notebook", "lab", "question", "earned", "possible", "failed checks"])
+            writer.writerow(["notebook", "lab", "question", "earned", "possible", "answer cell alone",
+                             "failed checks"])
             writer.writerows(rows)
         print(f"wrote {args.csv}")
     return 1 if any("error" in summary for summary in summaries) else 0
