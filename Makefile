@@ -124,8 +124,8 @@ student:
 	$(PYTHON) tools/student_notebooks.py _build/student
 
 # Labs (labs/README.md), graded by Otter-Grader. labs: per lab, the student's notebook
-# _build/labs/LAB.ipynb (stubs), Otter's test files in _build/labs/tests/LAB/, and the
-# reference copy in _build/labs/solutions; standard library only. labs-autograder: Otter's autograder zips
+# _build/labs/LAB.ipynb (stubs), Otter's test files in _build/labs/tests/LAB/, and
+# the reference copy in _build/labs/solutions; standard library only. labs-autograder: Otter's autograder zips
 # (otter generate) in _build/labs/autograder. labs-check: every lab's reference scores full
 # marks, its stub zero, and each planted mistake fails the check meant to catch it.
 .PHONY: labs labs-autograder labs-check

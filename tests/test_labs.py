@@ -210,6 +210,9 @@ def test_otter_grades_a_folder_of_submissions_from_the_command_line(tmp_path):
     lost = {key: value for key, value in labs.notebook(lab)["metadata"].items() if key != "lab"}
     # A forged grade: the stub with a cell that makes every Otter test case pass.
     forged_nb = labs.notebook(lab)
+    for cell in forged_nb["cells"]:  # and an answer cell that prints without a newline (the grader's output survives)
+        if cell["metadata"].get("lab", {}).get("answer") == "lstm_step":
+            cell["source"] = ['print("scratch", end="")\n'] + cell["source"]
     forged_nb["cells"].insert(3, {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
                                   "source": "import otter.test_files.exception_test as _e\n"
                                             "_e.test_case.call_func = lambda self, env: None\n"})
@@ -230,11 +233,11 @@ def test_otter_grades_a_folder_of_submissions_from_the_command_line(tmp_path):
     assert f"{paths[2]}: could not be graded" in done.stdout and "pass --lab NAME" in done.stdout
     # Otter is fooled; the answer cells run alone with the checks are not, and the grader says so.
     assert f"{paths[3]} (lab06_lstm_step): 10/10" in done.stdout
-    assert "WARNING lstm_step: Otter gave 6, the answer cell run alone with the checks 0" in done.stdout
+    assert "WARNING lstm_step: Otter gave 6, the answer cells run alone with the checks 0" in done.stdout
     assert done.stdout.count("WARNING") == 2
     rows = list(csv.DictReader(table.open()))
     earned = {(row["notebook"], row["question"]): int(row["earned"]) for row in rows}
-    alone = {(row["notebook"], row["question"]): int(row["answer cell alone"]) for row in rows if row["lab"]}
+    alone = {(row["notebook"], row["question"]): int(row["answer cells alone"]) for row in rows if row["lab"]}
     assert all(alone[key] == earned[key] for key in alone if str(paths[3]) not in key)
     assert alone[(str(paths[3]), "lstm_step")] == alone[(str(paths[3]), "lstm_forward")] == 0
     assert earned[(str(paths[0]), "lstm_step")] == 6
@@ -246,7 +249,7 @@ def test_otter_grades_a_folder_of_submissions_from_the_command_line(tmp_path):
     assert labs.autograder_is_current(lab, autograders / "lab06_lstm_step.zip")
     with zipfile.ZipFile(autograders / "lab06_lstm_step.zip") as archive:
         environment = archive.read("environment.yml").decode()
-    assert "- torch==2.14.1" in environment.splitlines()[-1] and "otter-grader" in environment
+    assert f"- {labs.torch_pin()}" in environment.splitlines()[-1] and "otter-grader" in environment
 
 
 def test_a_stale_or_missing_autograder_is_not_current(tmp_path):

@@ -50,8 +50,8 @@ Colab), and this lab's checks. For each question, replace the `raise NotImplemen
 line in the answer cell with your code, run the cell, then run the `grader.check(...)` cell below
 it: it says that every check passed, or what to look at. `grader.check_all()` at the end runs
 every check again. The teacher's grader runs the same checks, each question worth the points its
-heading gives, and counts what each `grader.check` cell shows when the notebook runs from top to
-bottom: fix an answer in its own cell, not in a cell below its check."""
+heading gives, and counts what the question's `grader.check` cell shows when the notebook runs from
+top to bottom: fix an answer in its own cell, not in a cell below its check."""
 
 
 @dataclass
@@ -428,7 +428,13 @@ def grade_one(path: str, lab_name: str | None, autograders: Path) -> dict:
         graded = grade_submission(str(Path(path).resolve()), str(zip_path), quiet=True)
     if graded.catastrophic_error is not None:
         raise RuntimeError(f"Otter could not grade it: {graded.catastrophic_error}")
-    alone = grade_answers(lab, answers_from_notebook(lab, path))
+    try:  # the cross-check: the answer cells alone with the checks; Otter's grade stands if it fails
+        with contextlib.redirect_stdout(io.StringIO()):
+            alone = {question: sum(row[2] for row in rows)
+                     for question, rows in grade_answers(lab, answers_from_notebook(lab, path)).items()}
+    except BaseException as error:  # an answer cell that exits, say
+        alone = {question: None for question in lab.questions}
+        print(f"the answer cells could not be run alone: {type(error).__name__}: {error}", file=sys.stderr)
     results = {}
     for question in lab.questions:
         test_file = graded.results[question]
@@ -436,8 +442,7 @@ def grade_one(path: str, lab_name: str | None, autograders: Path) -> dict:
             (tcr.test_case.name, tcr.test_case.points, tcr.test_case.points if tcr.passed else 0,
              "" if tcr.passed else tcr.message.rpartition("\nCheckFailed: ")[2].strip() or tcr.message)
             for tcr in test_file.test_case_results]
-    return {"lab": lab.name, "results": results,
-            "alone": {question: sum(row[2] for row in rows) for question, rows in alone.items()}}
+    return {"lab": lab.name, "results": results, "alone": alone}
 
 
 def answers_from_notebook(lab: Lab, path) -> dict:
@@ -455,6 +460,9 @@ def answers_from_notebook(lab: Lab, path) -> dict:
     return answers
 
 
+RESULT = "labs.py result: "  # marks the grading process's summary line among what students' code prints
+
+
 def grade_paths(paths, lab_name=None, timeout=120.0, autograders=None) -> list:
     """Grade each notebook in a fresh Python process (a submission's loop cannot hang the others)."""
     autograders = Path(autograders or ROOT / "_build" / "labs" / "autograder")
@@ -463,14 +471,18 @@ def grade_paths(paths, lab_name=None, timeout=120.0, autograders=None) -> list:
         command = [sys.executable, __file__, "_grade_one", str(path), "--autograders", str(autograders)] + \
             (["--lab", lab_name] if lab_name else [])
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             summaries.append({"path": str(path), "error": f"ran longer than {timeout:.0f} s"})
             continue
         if done.returncode != 0:
             summaries.append({"path": str(path), "error": (done.stderr.strip().splitlines() or ["failed"])[-1]})
             continue
-        summaries.append({"path": str(path)} | json.loads(done.stdout.strip().splitlines()[-1]))
+        found = [line[len(RESULT):] for line in done.stdout.splitlines() if line.startswith(RESULT)]
+        if not found:
+            summaries.append({"path": str(path), "error": "the grading process printed no result"})
+            continue
+        summaries.append({"path": str(path)} | json.loads(found[-1]))
     return summaries
 
 
@@ -559,7 +571,8 @@ def main(argv) -> int:
             print(f"wrote {autograder(lab, Path(args.out) / 'autograder')}")
         return 0
     if args.command == "_grade_one":
-        print(json.dumps(grade_one(args.notebook, args.lab, Path(args.autograders))))
+        summary = grade_one(args.notebook, args.lab, Path(args.autograders))
+        print(f"\n{RESULT}{json.dumps(summary)}")
         return 0
     if args.command == "selftest":
         return 0 if selftest() else 1
@@ -574,15 +587,17 @@ def main(argv) -> int:
         for question, results in summary["results"].items():
             failed = "; ".join(f"{title}: {message}" for title, _, got, message in results if not got)
             earned, alone = sum(r[2] for r in results), summary["alone"][question]
-            if earned != alone:
-                print(f"  WARNING {question}: Otter gave {earned:g}, the answer cell run alone with the checks "
-                      f"{alone:g}; read this notebook (a later cell may have changed the answer or the checks)")
+            if alone is None:
+                print(f"  WARNING {question}: the answer cells could not be run alone; read this notebook")
+            elif earned != alone:
+                print(f"  WARNING {question}: Otter gave {earned:g}, the answer cells run alone with the checks "
+                      f"{alone:g}; read this notebook (another cell may have changed an answer or the checks)")
             rows.append([summary["path"], summary["lab"], question, f"{earned:g}",
-                         f"{sum(r[1] for r in results):g}", f"{alone:g}", failed])
+                         f"{sum(r[1] for r in results):g}", "" if alone is None else f"{alone:g}", failed])
     if args.csv:
         with open(args.csv, "w", newline="", encoding="utf-8") as file:
             writer = csv.writer(file)
-            writer.writerow(["notebook", "lab", "question", "earned", "possible", "answer cell alone",
+            writer.writerow(["notebook", "lab", "question", "earned", "possible", "answer cells alone",
                              "failed checks"])
             writer.writerows(rows)
         print(f"wrote {args.csv}")
