@@ -104,8 +104,8 @@ grader.check("rnn_backward")
 # %% [markdown]
 # ## Every check again
 #
-# Run this before you hand the notebook in, after Restart and Run All: the teacher's grader
-# runs the same checks, and counts what each question's `grader.check` cell shows.
+# After Restart and Run All, read this cell's output before you hand the notebook in: the
+# teacher's grader runs the same checks, and counts what each question's `grader.check` cell shows.
 
 # %% [code]
 grader.check_all()

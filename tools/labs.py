@@ -18,8 +18,9 @@ lines; it holds the reference solutions and the checks:
                                                 OUT/solutions/LAB.ipynb (default _build/labs)
     python tools/labs.py autograder [OUT]       OUT/autograder/LAB.zip, Otter's autograder configuration
                                                 (otter generate), for otter run, otter grade or Gradescope
-    python tools/labs.py grade NOTEBOOK... [--csv FILE] [--timeout S]
-                                                grade saved notebooks with Otter, each in its own process
+    python tools/labs.py grade NOTEBOOK... [--csv FILE] [--timeout S] [--lab NAME] [--autograders DIR]
+                                                grade saved notebooks with Otter, each in its own process,
+                                                and cross-check the answer cells run alone
     python tools/labs.py selftest               per lab: reference, stub and planted mistakes
 
 Building needs nothing but Python 3.10+; the rest needs PyTorch and Otter-Grader.
@@ -131,10 +132,9 @@ class Lab:
 
         The notebook carries its test files, compressed, and writes them to
         ``tests/LAB/`` beside itself, where ``make labs`` also puts them: a notebook
-        opened on its own (on Colab, say) checks itself. Their diagnoses compute the common mistakes,
-        and so the right answers, which a student should not meet at a glance; anyone can
-        decompress them, and grades do not depend on it: the teacher's autograder brings
-        its own copy.
+        opened on its own (on Colab, say) checks itself. Compressed, they do not show in
+        the notebook; once written they are plain Python any student can read, and grades
+        do not depend on them: the teacher's autograder brings its own copy.
         """
         packed = base64.b64encode(zlib.compress(json.dumps(self.otter_tests()).encode(), 9)).decode()
         lines = [packed[i:i + 100] for i in range(0, len(packed), 100)]
