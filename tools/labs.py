@@ -366,9 +366,15 @@ def otter_results(lab: Lab, question: str, namespace: dict) -> list:
 
     test_file = ExceptionTestFile.from_string(lab.otter_test(question), path=f"tests/{question}.py")
     test_file.run(namespace)
+    return rows_of(test_file)
+
+
+def rows_of(test_file) -> list:
+    """An Otter test file's results as [(title, points, earned, message)], the message being
+    the check's own (what follows ``CheckFailed: `` in Otter's report), empty if it passed."""
     rows = []
     for result in test_file.test_case_results:
-        message = "" if result.passed else result.message.rpartition("\nCheckFailed: ")[2]
+        message = "" if result.passed else result.message.rpartition("\nCheckFailed: ")[2].strip() or result.message
         points = result.test_case.points
         rows.append((result.test_case.name, points, points if result.passed else 0, message))
     return rows
@@ -435,13 +441,7 @@ def grade_one(path: str, lab_name: str | None, autograders: Path) -> dict:
     except BaseException as error:  # an answer cell that exits, say
         alone = {question: None for question in lab.questions}
         print(f"the answer cells could not be run alone: {type(error).__name__}: {error}", file=sys.stderr)
-    results = {}
-    for question in lab.questions:
-        test_file = graded.results[question]
-        results[question] = [
-            (tcr.test_case.name, tcr.test_case.points, tcr.test_case.points if tcr.passed else 0,
-             "" if tcr.passed else tcr.message.rpartition("\nCheckFailed: ")[2].strip() or tcr.message)
-            for tcr in test_file.test_case_results]
+    results = {question: rows_of(graded.results[question]) for question in lab.questions}
     return {"lab": lab.name, "results": results, "alone": alone}
 
 
